@@ -1,0 +1,116 @@
+"""What a converged server must be: the real service, interleaved, native build, verified model."""
+
+import json
+import os
+import re
+import shlex
+
+import pytest
+
+MODEL_DIR = "/srv/llm/models"
+CACHE = os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra")
+
+HTTP = """
+import json, sys, urllib.request, urllib.error
+url, body = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(url, data=body.encode() or None, headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=120) as r:
+        print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": e.read().decode()}))
+"""
+
+
+def http(host, url, body=""):
+    """An HTTP request made from inside the server (python3 is there; curl is not)."""
+    out = host.check_output(f"python3 -c {shlex.quote(HTTP)} {shlex.quote(url)} {shlex.quote(body)}")
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def main_pid(host):
+    pid = host.check_output("systemctl show --property MainPID --value llama-server.service")
+    assert pid not in ("", "0"), "llama-server.service has no main process"
+    return pid
+
+
+@pytest.fixture(scope="module")
+def server_pid(host, main_pid):
+    """numactl execs llama-server, so the unit's main PID is llama-server itself."""
+    comm = host.file(f"/proc/{main_pid}/comm").content_string.strip()
+    assert comm == "llama-server", f"main process is {comm!r}, expected numactl to have exec'd llama-server"
+    return main_pid
+
+
+def test_service_enabled_and_running(host):
+    service = host.service("llama-server.service")
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_service_runs_as_dedicated_user_without_login(host, server_pid):
+    status = host.file(f"/proc/{server_pid}/status").content_string
+    uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
+    user = host.user("llama")
+    assert int(uid) == user.uid != 0
+    assert user.shell in ("/usr/sbin/nologin", "/sbin/nologin")
+
+
+def test_memory_policy_is_interleave(host, server_pid):
+    # Every mapping of the process carries the policy it was started under.
+    numa_maps = host.file(f"/proc/{server_pid}/numa_maps").content_string
+    policies = {line.split()[1] for line in numa_maps.splitlines() if line.strip()}
+    assert policies, "empty numa_maps"
+    assert all(p.startswith("interleave:") for p in policies), policies
+
+
+def test_model_mapped_is_the_first_shard(host, server_pid):
+    maps = host.file(f"/proc/{server_pid}/maps").content_string
+    mapped = {line.split()[-1] for line in maps.splitlines() if line.endswith(".gguf")}
+    assert mapped, "the process maps no .gguf file"
+    assert any(re.search(r"-00001-of-\d{5}\.gguf$", m) for m in mapped), mapped
+    # llama.cpp found and mapped the other shards too.
+    assert len(mapped) >= 3, mapped
+
+
+def test_binary_built_for_this_cpu(host):
+    cpuinfo = host.file("/proc/cpuinfo").content_string
+    flags = set(re.search(r"^flags\s*:\s*(.*)$", cpuinfo, re.M).group(1).split())
+    journal = host.check_output("journalctl -u llama-server.service --no-pager -o cat")
+    system_info = [line for line in journal.splitlines() if "system_info" in line or "CPU :" in line]
+    assert system_info, "llama-server logged no system_info line"
+    info = system_info[-1]
+    if "avx512f" in flags:
+        assert "AVX512 = 1" in info, info
+    if "avx2" in flags:
+        assert "AVX2 = 1" in info, info
+
+
+def test_model_files_match_their_sha256(host):
+    listing = host.check_output(f"find {MODEL_DIR} -name '*.gguf' -type f")
+    files = sorted(listing.split())
+    assert len(files) == 3, files
+    with open(os.path.join(CACHE, "manifest.json")) as handle:
+        expected = {f["name"]: f["sha256"] for f in json.load(handle)["models"]["sharded"]}
+    assert {p.rsplit("/", 1)[-1] for p in files} == set(expected)
+    for path in files:
+        digest = host.check_output(f"sha256sum {path}").split()[0]
+        assert digest == expected[path.rsplit("/", 1)[-1]], path
+
+
+def test_health_answers_200(host):
+    assert http(host, "http://127.0.0.1:8080/health")["status"] == 200
+
+
+def test_chat_completion_returns_text(host):
+    request = json.dumps({
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 24,
+        "temperature": 0,
+    })
+    out = http(host, "http://127.0.0.1:8080/v1/chat/completions", request)
+    assert out["status"] == 200, out
+    answer = json.loads(out["body"])["choices"][0]["message"]["content"]
+    assert answer.strip(), out
+    assert "paris" in answer.lower(), answer

@@ -1,0 +1,104 @@
+"""Which GGUF files make up a model, and how each is verified. Plain Python, no Ansible imports.
+
+Hugging Face repositories hold several quantizations; a large one is split into shards named
+``<stem>-00001-of-00009.gguf`` (llama.cpp's gguf-split convention), often in a sub-folder
+named after the quant. llama-server is given the first shard and finds the others itself.
+"""
+
+import re
+
+SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PlanError(ValueError):
+    """An input that cannot give a complete, verifiable model; the message says what to fix."""
+
+
+def _basename(path):
+    return path.rsplit("/", 1)[-1]
+
+
+def listing_index(listing):
+    """Map path -> {sha256, size} from a Hugging Face ``/api/models/<repo>/tree/<rev>`` answer."""
+    index = {}
+    for entry in listing or []:
+        if entry.get("type") != "file":
+            continue
+        lfs = entry.get("lfs") or {}
+        index[entry["path"]] = {"sha256": lfs.get("oid"), "size": lfs.get("size", entry.get("size"))}
+    return index
+
+
+def select_by_quant(index, quant):
+    """The .gguf files whose name carries the quant tag (e.g. Q6_K, not Q6_K_L), sorted."""
+    tag = re.compile(r"(^|[-._/])" + re.escape(quant) + r"([-._/]|$)", re.IGNORECASE)
+    names = sorted(p for p in index if p.endswith(".gguf") and tag.search(_basename(p)))
+    # A sharded model and its single-file twin can sit side by side: prefer the single file.
+    single = [n for n in names if not SHARD_RE.match(_basename(n))]
+    return [single[0]] if single else names
+
+
+def check_shards(names):
+    """Raise unless the names are one single file or one complete shard set."""
+    shards = [SHARD_RE.match(_basename(n)) for n in names]
+    if not any(shards):
+        if len(names) != 1:
+            raise PlanError(f"gguf_model_files: expected one .gguf file or one shard set, got {names}")
+        return
+    if not all(shards):
+        raise PlanError(f"gguf_model_files: mixes shards and single files: {names}")
+    stems = {(m.group("stem"), m.group("count")) for m in shards}
+    if len(stems) != 1:
+        raise PlanError(f"gguf_model_files: shards of more than one model: {names}")
+    count = int(shards[0].group("count"))
+    have = sorted(int(m.group("index")) for m in shards)
+    if have != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(have))
+        raise PlanError(
+            f"gguf_model_files: incomplete shard set {shards[0].group('stem')}: "
+            f"{count} shards expected, missing {missing or 'none'}, duplicates {len(have) != len(set(have))}"
+        )
+
+
+def plan(files, listing, quant, allow_unverified=False):
+    """Resolve the model's files to [{name, path, sha256, size}] with the first shard first.
+
+    files: the inventory's gguf_model_files ([{name, sha256?}] or names); empty means
+    "pick the files of `quant` from the listing". listing: the API tree answer or None.
+    """
+    index = listing_index(listing)
+    wanted = []
+    for item in files or []:
+        entry = {"name": item} if isinstance(item, str) else dict(item)
+        if not isinstance(entry.get("name"), str) or not entry["name"].endswith(".gguf"):
+            raise PlanError(f"gguf_model_files: every entry needs a name ending in .gguf, got {item!r}")
+        wanted.append(entry)
+    if not wanted:
+        if not index:
+            raise PlanError("gguf_model_files is empty and the repository listing is empty: "
+                            "name the files or check gguf_model_repo / gguf_model_revision")
+        names = select_by_quant(index, quant)
+        if not names:
+            gguf = sorted(p for p in index if p.endswith(".gguf"))
+            raise PlanError(f"gguf_model_quant: no .gguf file for {quant!r} in the repository; it has {gguf}")
+        wanted = [{"name": n} for n in names]
+
+    names = [w["name"] for w in wanted]
+    check_shards(names)
+    result = []
+    for entry in sorted(wanted, key=lambda w: _basename(w["name"])):
+        known = index.get(entry["name"], {})
+        sha = entry.get("sha256") or known.get("sha256")
+        if sha is not None and not SHA256_RE.match(str(sha)):
+            raise PlanError(f"gguf_model_files: sha256 of {entry['name']} must be 64 lowercase hex digits, got {sha!r}")
+        if entry.get("sha256") and known.get("sha256") and entry["sha256"] != known["sha256"]:
+            raise PlanError(f"gguf_model_files: pinned sha256 of {entry['name']} is {entry['sha256']} "
+                            f"but the repository says {known['sha256']}: the file changed upstream or the pin is wrong")
+        if not sha and not allow_unverified:
+            raise PlanError(f"no sha256 for {entry['name']}: pin it in gguf_model_files or let the play read it "
+                            "from the repository listing; set gguf_model_allow_unverified: true to accept it unchecked")
+        size = entry.get("size", known.get("size"))
+        result.append({"name": _basename(entry["name"]), "path": entry["name"], "sha256": sha or None,
+                       "size": int(size) if size is not None else None})
+    return result

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then lint, unit tests, molecule.
+# Usage: scripts/test.sh            (all)
+#        scripts/test.sh lint|unit|molecule [SCENARIO...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source .venv/bin/activate
+export PYTHON=python
+
+stage=${1:-all}
+[ $# -gt 0 ] && shift
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default)
+
+run_lint() {
+  echo "== lint"
+  yamllint --strict .
+  ruff check .
+  ansible-lint --offline -q
+}
+run_unit() {
+  echo "== unit"
+  python -m pytest -q tests/unit
+}
+run_molecule() {
+  for s in "${scenarios[@]}"; do
+    echo "== molecule test -s $s"
+    molecule test -s "$s"
+  done
+}
+stop_hub() {
+  python tests/support/hf_server.py --stop --pidfile "${LLM_CACHE_DIR:-/var/cache/llm-cpu-infra}/hub.pid" >/dev/null || true
+}
+
+case "$stage" in
+  lint) run_lint ;;
+  unit) run_unit ;;
+  molecule) trap stop_hub EXIT; run_molecule ;;
+  all) trap stop_hub EXIT; run_lint; run_unit; run_molecule ;;
+  *) echo "unknown stage $stage: use lint, unit, molecule or all" >&2; exit 2 ;;
+esac

