@@ -8,7 +8,7 @@ cache=${LLM_CACHE_DIR:-/var/cache/llm-cpu-infra}
 port=${LLM_TEST_HUB_PORT:-18080}
 python=${PYTHON:-python3}
 
-bash "$here/build_image.sh" "${LLM_TEST_IMAGE:-localhost/llm-cpu-debian:bookworm}"
+bash "$here/build_image.sh" "${LLM_TEST_IMAGE:-localhost/llm-cpu-debian:bookworm-2}"
 "$python" "$here/prepare_artifacts.py" --cache "$cache"
 mkdir -p "$cache/ccache"
 "$python" "$here/hf_server.py" --daemon --root "$cache/www" --port "$port" \
