@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import llm_throughput  # noqa: E402
+import throughput_model as llm_throughput  # noqa: E402
 
 IK_SPEEDUP = 1.15
 

@@ -1,4 +1,4 @@
-"""Filter gguf_model_plan: thin Ansible glue over module_utils/gguf_files.py."""
+"""Filter gguf_model_plan: thin Ansible glue over module_utils/gguf_plan.py."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ import sys
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import gguf_files  # noqa: E402  (plain Python beside the modules' utils, shared with the unit tests)
+import gguf_plan  # noqa: E402  (plain Python beside the modules' utils, shared with the unit tests)
 
 DOCUMENTATION = r"""
 name: gguf_model_plan
@@ -45,8 +45,8 @@ _value:
 
 def gguf_model_plan(files, listing=None, quant="Q6_K", allow_unverified=False):
     try:
-        return gguf_files.plan(files, listing, quant, allow_unverified)
-    except gguf_files.PlanError as exc:
+        return gguf_plan.plan(files, listing, quant, allow_unverified)
+    except gguf_plan.PlanError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

@@ -1,4 +1,4 @@
-"""Filter llm_throughput: thin Ansible glue over module_utils/llm_throughput.py."""
+"""Filter llm_throughput: thin Ansible glue over module_utils/throughput_model.py."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ import sys
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import llm_throughput as _model  # noqa: E402  (plain Python shared with the facts module and the unit tests)
+import throughput_model as _model  # noqa: E402  (plain Python shared with the facts module and the unit tests)
 
 DOCUMENTATION = r"""
 name: llm_throughput
@@ -17,7 +17,7 @@ description:
   - "Model: t_token = max(bytes per token / effective bandwidth, compute time) + per-layer thread
     synchronisation. Effective bandwidth accounts for sustained DIMM efficiency, AMD chiplet (CCD)
     link limits, per-thread limits and NUMA placement. Constants and their sources are documented in
-    plugins/module_utils/llm_throughput.py; benchmarks/throughput_error.py prints the error on
+    plugins/module_utils/throughput_model.py; benchmarks/throughput_error.py prints the error on
     published measurements."
 options:
   _input:
@@ -79,6 +79,14 @@ def llm_throughput(hardware, model, threads=None, numa="interleave", context=0):
         raise AnsibleFilterError(f"llm_throughput: {exc}") from exc
 
 
+def llm_kv_cache_bytes(model, tokens):
+    """Bytes of f16 KV cache llama.cpp allocates for `tokens` tokens of context (estimate)."""
+    try:
+        return _model.kv_cache_bytes(model, tokens)
+    except _model.InputError as exc:
+        raise AnsibleFilterError(f"llm_kv_cache_bytes: {exc}") from exc
+
+
 class FilterModule:
     def filters(self):
-        return {"llm_throughput": llm_throughput}
+        return {"llm_throughput": llm_throughput, "llm_kv_cache_bytes": llm_kv_cache_bytes}

@@ -32,7 +32,8 @@ def listing_index(listing):
 
 def select_by_quant(index, quant):
     """The .gguf files whose name carries the quant tag (e.g. Q6_K, not Q6_K_L), sorted."""
-    tag = re.compile(r"(^|[-._/])" + re.escape(quant) + r"([-._/]|$)", re.IGNORECASE)
+    # After the tag only '-' or '.': '_' would make Q6_K match Q6_K_L (a different quant).
+    tag = re.compile(r"(^|[-._/])" + re.escape(quant) + r"([-.]|$)", re.IGNORECASE)
     names = sorted(p for p in index if p.endswith(".gguf") and tag.search(_basename(p)))
     # A sharded model and its single-file twin can sit side by side: prefer the single file.
     single = [n for n in names if not SHARD_RE.match(_basename(n))]

@@ -148,6 +148,25 @@ def _estimate_params(model_bytes, quant):
     return model_bytes * 8 / quant_bits(quant)
 
 
+def _shape(size, active, quant, params=None, layers=None):
+    """(parameters, layers, d_model) of the part of the model computed per token."""
+    params = params or _estimate_params(active or size, quant)
+    scale = params / 8e9
+    return params, layers or max(16.0, 32 * scale ** 0.35), 4096 * scale ** 0.353
+
+
+def kv_cache_bytes(model, tokens):
+    """Bytes of f16 KV cache for `tokens` tokens of context (all slots together)."""
+    if not isinstance(model, dict):
+        raise InputError(f"model must be a dict with size_bytes, got {type(model).__name__}")
+    size = _number(model, "size_bytes", "model", minimum=1)
+    active = _number(model, "active_bytes", "model", required=False, minimum=1)
+    layers = _number(model, "layers", "model", required=False, minimum=1)
+    tokens = _number({"tokens": tokens}, "tokens", "options", minimum=0, integer=True)
+    _, layers, _ = _shape(size, active, model.get("quant"), layers=layers)
+    return int(KV_BYTES_PER_TOKEN_PER_LAYER * layers * tokens)
+
+
 def estimate(hardware, model, threads=None, numa="interleave", context=0):
     """Expected generation speed; see the module docstring. Raises InputError on bad input."""
     if not isinstance(hardware, dict):
@@ -175,10 +194,7 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
     warnings = []
 
     # --- sizes (a mixture-of-experts model computes, and is as deep and wide as, its active part)
-    params = params or _estimate_params(active or size, quant)
-    scale = params / 8e9
-    layers = layers or max(16.0, 32 * scale ** 0.35)
-    d_model = 4096 * scale ** 0.353
+    params, layers, d_model = _shape(size, active, quant, params, layers)
     if active:
         bytes_per_token = active
     else:
@@ -260,5 +276,6 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
         "fits_in_memory": fits,
         "threads": threads,
         "numa": numa,
+        "memory_channels_max": channels_max,
         "warnings": warnings,
     }

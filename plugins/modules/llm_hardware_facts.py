@@ -1,0 +1,186 @@
+#!/usr/bin/python
+"""Facts module: the hardware that decides CPU inference speed (see DOCUMENTATION)."""
+
+DOCUMENTATION = r"""
+module: llm_hardware_facts
+short_description: Memory channels, memory speed, sockets, cores and NUMA layout of a host
+description:
+  - Reads lscpu, sysfs and dmidecode (SMBIOS types 4 and 17) and returns C(ansible_facts.llm_hardware):
+    what bounds llama.cpp token generation (memory channels x speed) and what shapes its threads
+    (sockets, physical cores, NUMA nodes).
+  - Without dmidecode or DMI access (VMs, containers, non-root) it still answers; fields it cannot
+    read are null. I(overrides) supplies or corrects any field; C(sources) says where each came from.
+  - Read-only; check mode is fully supported.
+options:
+  overrides:
+    description:
+      - Facts to use instead of what is read, e.g. C({memory_channels: 24, memory_speed_mts: 4800})
+        for a VM that cannot see its DIMMs. Keys are those of the returned fact.
+    type: dict
+    default: {}
+  dmidecode:
+    description: Path of the dmidecode binary; looked up in PATH when not given.
+    type: path
+notes:
+  - Memory channels are inferred from DIMM locator names. Where the names carry no channel
+    (HPE, Dell, Lenovo numbering), the count is min(DIMMs, the platform's channels) per socket.
+"""
+
+EXAMPLES = r"""
+- name: Gather memory and CPU facts
+  llm_hardware_facts:
+
+- name: A VM that cannot read DMI
+  llm_hardware_facts:
+    overrides:
+      memory_channels: 12
+      memory_speed_mts: 4800
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts added under llm_hardware.
+  returned: always
+  type: dict
+  contains:
+    llm_hardware:
+      description: >-
+        cpu_model, cpu_vendor, sockets, cores (physical, all sockets), threads, threads_per_core,
+        numa_nodes, cpu_flags, memory_type, memory_speed_mts, memory_speed_rated_mts,
+        memory_channels, memory_channels_max, dimm_slots, dimms_populated, memory_total_bytes,
+        peak_bandwidth_gbs, numa_balancing, smt_active, dimms (per-slot placement), sources.
+      type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible.module_utils.llm_hardware import (
+        channels_per_socket,
+        dimm_layout,
+        parse_dmidecode,
+        parse_lscpu,
+        parse_node_list,
+        parse_numa_balancing,
+        peak_bandwidth_gbs,
+    )
+except ImportError:  # unit tests import the plain module from plugins/module_utils
+    from llm_hardware import (  # type: ignore[no-redef]
+        channels_per_socket,
+        dimm_layout,
+        parse_dmidecode,
+        parse_lscpu,
+        parse_node_list,
+        parse_numa_balancing,
+        peak_bandwidth_gbs,
+    )
+
+FIELDS = ("cpu_model", "cpu_vendor", "sockets", "cores", "threads", "threads_per_core", "numa_nodes", "cpu_flags",
+          "memory_type", "memory_speed_mts", "memory_speed_rated_mts", "memory_channels", "memory_channels_max",
+          "dimm_slots", "dimms_populated", "memory_total_bytes", "peak_bandwidth_gbs", "numa_balancing",
+          "smt_active")
+
+
+class ParseError(Exception):
+    pass
+
+
+def gather(run, read, overrides=None, dmidecode=None):
+    """Build the llm_hardware fact.
+
+    run(argv) -> (rc, stdout, stderr); read(path) -> text or None when unreadable.
+    """
+    facts = dict.fromkeys(FIELDS)
+    sources = {}
+
+    def take(values, source):
+        for key, value in values.items():
+            if value is not None and key in facts and facts[key] is None:
+                facts[key] = value
+                sources[key] = source
+
+    rc, out, err = run(["lscpu"])
+    if rc != 0:
+        raise ParseError(f"lscpu failed (rc={rc}): {err or out}")
+    lscpu = parse_lscpu(out)
+    if lscpu["cores"] is None and lscpu["threads"] is None:
+        raise ParseError(f"could not parse lscpu output: {out[:2000]}")
+
+    take({"numa_nodes": parse_node_list(read("/sys/devices/system/node/online"))}, "sysfs")
+    smt = read("/sys/devices/system/cpu/smt/active")
+    take({"smt_active": smt.strip() == "1" if smt else None,
+          "numa_balancing": parse_numa_balancing(read("/proc/sys/kernel/numa_balancing"))}, "sysfs")
+
+    dmi = {}
+    if dmidecode:
+        rc, out, _ = run([dmidecode, "-t", "4", "-t", "17"])
+        if rc == 0:
+            dmi = parse_dmidecode(out)
+            facts_dimms = dimm_layout(out)
+        else:
+            facts_dimms = []
+    else:
+        facts_dimms = []
+    # lscpu knows the CPU best (sockets as the OS sees them); DMI knows the memory.
+    take({k: v for k, v in lscpu.items() if k in ("sockets", "cores", "threads", "threads_per_core", "numa_nodes",
+                                                   "cpu_model", "cpu_vendor", "cpu_flags")}, "lscpu")
+    take({k: dmi.get(k) for k in ("memory_type", "memory_speed_mts", "memory_speed_rated_mts", "memory_channels",
+                                  "dimm_slots", "dimms_populated", "memory_total_bytes", "sockets", "cpu_model")},
+         "dmi")
+    if facts["memory_total_bytes"] is None:
+        meminfo = read("/proc/meminfo") or ""
+        for line in meminfo.splitlines():
+            if line.startswith("MemTotal:"):
+                take({"memory_total_bytes": int(line.split()[1]) * 1024}, "meminfo")
+
+    for key, value in (overrides or {}).items():
+        if key not in facts:
+            raise ParseError(f"llm_hardware_overrides: unknown key {key!r}; known keys: {', '.join(FIELDS)}")
+        facts[key] = value
+        sources[key] = "override"
+
+    if "memory_channels_max" not in sources:
+        per_socket = channels_per_socket(facts["cpu_model"])
+        if per_socket and facts["sockets"]:
+            facts["memory_channels_max"] = per_socket * facts["sockets"]
+            sources["memory_channels_max"] = "platform table"
+    if "peak_bandwidth_gbs" not in sources:
+        facts["peak_bandwidth_gbs"] = peak_bandwidth_gbs(facts["memory_channels"], facts["memory_speed_mts"])
+        if facts["peak_bandwidth_gbs"] is not None:
+            sources["peak_bandwidth_gbs"] = "computed"
+    facts["dimms"] = facts_dimms
+    facts["sources"] = sources
+    return facts
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"overrides": {"type": "dict", "default": {}}, "dmidecode": {"type": "path"}},
+        supports_check_mode=True,
+    )
+    module.run_command_environ_update = {"LC_ALL": "C", "LANG": "C"}
+
+    def run(argv):
+        return module.run_command(argv)
+
+    def read(path):
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except OSError:
+            return None
+
+    dmidecode = module.params["dmidecode"] or module.get_bin_path("dmidecode")
+    if dmidecode and os.geteuid() != 0:
+        dmidecode = None  # SMBIOS tables are root-only
+    try:
+        facts = gather(run, read, module.params["overrides"], dmidecode)
+    except ParseError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, ansible_facts={"llm_hardware": facts})
+
+
+if __name__ == "__main__":
+    main()
