@@ -6,7 +6,7 @@ import sys
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import throughput_model as _model  # noqa: E402  (plain Python shared with the facts module and the unit tests)
+import throughput_model as _model
 
 DOCUMENTATION = r"""
 name: llm_throughput

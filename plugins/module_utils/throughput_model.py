@@ -42,7 +42,7 @@ prints the error on every point.
 import math
 import re
 
-from llm_hardware import channels_per_socket as _channels_per_socket  # noqa: F401  (re-export for callers)
+from llm_hardware import channels_per_socket as _channels_per_socket
 
 NUMA_MODES = ("interleave", "distribute", "isolate", "none")
 

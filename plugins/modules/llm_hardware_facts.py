@@ -5,7 +5,7 @@ DOCUMENTATION = r"""
 module: llm_hardware_facts
 short_description: Memory channels, memory speed, sockets, cores and NUMA layout of a host
 description:
-  - Reads lscpu, sysfs and dmidecode (SMBIOS types 4 and 17) and returns C(ansible_facts.llm_hardware):
+  - Reads lscpu, sysfs and dmidecode (SMBIOS types 4 and 17) and returns C(ansible_facts.llm_hardware),
     what bounds llama.cpp token generation (memory channels x speed) and what shapes its threads
     (sockets, physical cores, NUMA nodes).
   - Without dmidecode or DMI access (VMs, containers, non-root) it still answers; fields it cannot
@@ -14,8 +14,9 @@ description:
 options:
   overrides:
     description:
-      - Facts to use instead of what is read, e.g. C({memory_channels: 24, memory_speed_mts: 4800})
-        for a VM that cannot see its DIMMs. Keys are those of the returned fact.
+      - "Facts to use instead of what is read, e.g. C({memory_channels: 24, memory_speed_mts: 4800})
+        for a VM that cannot see its DIMMs. Keys are those of the returned fact."
+      - Inventory variable C(preflight_hardware_overrides) is passed here by the preflight role.
     type: dict
     default: {}
   dmidecode:
@@ -137,7 +138,7 @@ def gather(run, read, overrides=None, dmidecode=None):
 
     for key, value in (overrides or {}).items():
         if key not in facts:
-            raise ParseError(f"llm_hardware_overrides: unknown key {key!r}; known keys: {', '.join(FIELDS)}")
+            raise ParseError(f"preflight_hardware_overrides: unknown key {key!r}; known keys: {', '.join(FIELDS)}")
         facts[key] = value
         sources[key] = "override"
 

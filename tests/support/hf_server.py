@@ -85,8 +85,9 @@ class Handler(BaseHTTPRequestHandler):
                  "authorized": bool(self.headers.get("Authorization"))}
         if rng:
             entry["served_range"] = list(rng)
-        with self.server.log_lock, open(self.server.request_log, "a") as log:
-            log.write(json.dumps(entry) + "\n")
+        if self.server.request_log:
+            with self.server.log_lock, open(self.server.request_log, "a") as log:
+                log.write(json.dumps(entry) + "\n")
 
     def _send_json(self, status, payload):
         body = json.dumps(payload).encode()
@@ -104,10 +105,10 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return target
 
-    def do_HEAD(self):  # noqa: N802 (http.server naming)
+    def do_HEAD(self):
         self.do_GET()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
         if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
@@ -175,14 +176,19 @@ class Handler(BaseHTTPRequestHandler):
         for path in sorted(walker):
             rel = str(path.relative_to(base))
             if path.is_dir():
-                entries.append({"type": "directory", "oid": hashlib.sha1(rel.encode()).hexdigest(),
+                entries.append({"type": "directory", "oid": git_oid(rel),
                                 "size": 0, "path": rel})
             elif path.suffix != ".part":
                 digest = self.server.sums.get(path)
                 size = path.stat().st_size
-                entries.append({"type": "file", "oid": hashlib.sha1(digest.encode()).hexdigest(), "size": size,
+                entries.append({"type": "file", "oid": git_oid(digest), "size": size,
                                 "path": rel, "lfs": {"oid": digest, "size": size, "pointerSize": LFS_POINTER_SIZE}})
         return self._send_json(200, entries)
+
+
+def git_oid(text):
+    """Stand-in for a git object id (HF reports one per entry); not used for security."""
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def port_open(port):
@@ -216,7 +222,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="directory to serve (prepare_artifacts.py's www/)")
     parser.add_argument("--port", type=int, default=18080)
-    parser.add_argument("--request-log", default="/tmp/llm-test-hub-requests.jsonl")
+    parser.add_argument("--request-log", help="append one JSON line per request to this file")
     parser.add_argument("--max-bytes-per-request", type=int, default=None,
                         help="cut every file transfer after this many bytes (fault injection)")
     parser.add_argument("--daemon", action="store_true", help="detach; return once the port answers")

@@ -2,7 +2,7 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from gguf_files import gguf_model_plan as plan
+from gguf_model_plan import gguf_model_plan as plan
 
 SHA = {i: f"{i:064x}" for i in range(1, 10)}
 
@@ -32,7 +32,7 @@ def test_picks_the_quant_first_shard_first_with_sums_from_the_listing():
 
 def test_quant_tag_is_matched_exactly():
     assert [f["name"] for f in plan([], LISTING, "Q4_K_M")] == ["M-Q4_K_M.gguf"]
-    with pytest.raises(AnsibleFilterError, match="no .gguf file for 'Q8_0'"):
+    with pytest.raises(AnsibleFilterError, match=r"no \.gguf file for 'Q8_0'"):
         plan([], LISTING, "Q8_0")
 
 
@@ -47,7 +47,7 @@ def test_incomplete_shard_set_is_refused():
 
 
 def test_unknown_checksum_is_refused_unless_allowed():
-    with pytest.raises(AnsibleFilterError, match="no sha256 for other.gguf"):
+    with pytest.raises(AnsibleFilterError, match=r"no sha256 for other\.gguf"):
         plan(["other.gguf"], LISTING, "Q6_K")
     assert plan(["other.gguf"], LISTING, "Q6_K", allow_unverified=True)[0]["sha256"] is None
 

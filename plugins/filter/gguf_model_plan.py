@@ -6,7 +6,7 @@ import sys
 from ansible.errors import AnsibleFilterError
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import gguf_plan  # noqa: E402  (plain Python beside the modules' utils, shared with the unit tests)
+import gguf_plan
 
 DOCUMENTATION = r"""
 name: gguf_model_plan
