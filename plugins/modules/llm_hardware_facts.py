@@ -49,7 +49,8 @@ ansible_facts:
         cpu_model, cpu_vendor, sockets, cores (physical, all sockets), threads, threads_per_core,
         numa_nodes, cpu_flags, memory_type, memory_speed_mts, memory_speed_rated_mts,
         memory_channels, memory_channels_max, dimm_slots, dimms_populated, memory_total_bytes,
-        peak_bandwidth_gbs, numa_balancing, smt_active, dimms (per-slot placement), sources.
+        peak_bandwidth_gbs, numa_balancing, smt_active, dimms (per-slot placement), dmi_status
+        (why DMI fields are null), sources.
       type: dict
 """
 
@@ -114,16 +115,17 @@ def gather(run, read, overrides=None, dmidecode=None):
     take({"smt_active": smt.strip() == "1" if smt else None,
           "numa_balancing": parse_numa_balancing(read("/proc/sys/kernel/numa_balancing"))}, "sysfs")
 
-    dmi = {}
-    if dmidecode:
-        rc, out, _ = run([dmidecode, "-t", "4", "-t", "17"])
-        if rc == 0:
+    dmi, facts_dimms = {}, []
+    if not dmidecode:
+        dmi_status = "dmidecode is not installed (the os_tuning role installs it; the next run reads DMI)"
+    else:
+        rc, out, err = run([dmidecode, "-t", "4", "-t", "17"])
+        if rc != 0:
+            dmi_status = f"dmidecode failed: {(err or out).strip()[:300]}"
+        else:
             dmi = parse_dmidecode(out)
             facts_dimms = dimm_layout(out)
-        else:
-            facts_dimms = []
-    else:
-        facts_dimms = []
+            dmi_status = "read" if dmi["dimm_slots"] else "no memory devices in DMI (a VM or container)"
     # lscpu knows the CPU best (sockets as the OS sees them); DMI knows the memory.
     take({k: v for k, v in lscpu.items() if k in ("sockets", "cores", "threads", "threads_per_core", "numa_nodes",
                                                    "cpu_model", "cpu_vendor", "cpu_flags")}, "lscpu")
@@ -152,6 +154,7 @@ def gather(run, read, overrides=None, dmidecode=None):
         if facts["peak_bandwidth_gbs"] is not None:
             sources["peak_bandwidth_gbs"] = "computed"
     facts["dimms"] = facts_dimms
+    facts["dmi_status"] = dmi_status
     facts["sources"] = sources
     return facts
 
@@ -173,9 +176,10 @@ def main():
         except OSError:
             return None
 
-    dmidecode = module.params["dmidecode"] or module.get_bin_path("dmidecode")
+    dmidecode = module.params["dmidecode"] or module.get_bin_path("dmidecode", opt_dirs=["/usr/sbin", "/sbin"])
     if dmidecode and os.geteuid() != 0:
-        dmidecode = None  # SMBIOS tables are root-only
+        module.warn("not root: SMBIOS (DMI) tables are readable by root only; run with become: true")
+        dmidecode = None
     try:
         facts = gather(run, read, module.params["overrides"], dmidecode)
     except ParseError as exc:

@@ -243,6 +243,10 @@ def main():
     if pid_alive(args.pidfile) and port_open(args.port):
         print(f"already running on 127.0.0.1:{args.port}")
         return
+    if port_open(args.port):
+        sys.exit(f"port {args.port} is in use by another process (not the one in {args.pidfile}); "
+                 "stop it or choose another port with LLM_TEST_HUB_PORT")
+    Path(args.pidfile).unlink(missing_ok=True)
     if os.fork() == 0:
         os.setsid()
         if os.fork() != 0:
@@ -254,7 +258,7 @@ def main():
         serve(args)
         os._exit(0)
     for _ in range(100):
-        if port_open(args.port):
+        if pid_alive(args.pidfile) and port_open(args.port):
             print(f"serving {args.root} on 127.0.0.1:{args.port}")
             return
         time.sleep(0.1)

@@ -40,6 +40,7 @@ def test_two_socket_server_with_dmi():
     assert facts["memory_total_bytes"] == 1024 << 30 and facts["sources"]["memory_total_bytes"] == "dmi"
     assert facts["smt_active"] is True and facts["numa_balancing"] is True
     assert len(facts["dimms"]) == 16 and {d["socket"] for d in facts["dimms"]} == {"0", "1"}
+    assert facts["dmi_status"] == "read"
 
 
 def test_vm_without_dmi_answers_with_nulls_and_meminfo():
@@ -48,6 +49,7 @@ def test_vm_without_dmi_answers_with_nulls_and_meminfo():
     assert facts["cores"] == 2 and facts["sockets"] == 1
     assert facts["memory_channels"] is None and facts["memory_speed_mts"] is None
     assert facts["peak_bandwidth_gbs"] is None
+    assert facts["dmi_status"].startswith("dmidecode failed: /dev/mem: Permission denied")
     assert facts["memory_total_bytes"] == 24596348 * 1024 and facts["sources"]["memory_total_bytes"] == "meminfo"
     assert "avx512f" in facts["cpu_flags"]
 
@@ -55,6 +57,7 @@ def test_vm_without_dmi_answers_with_nulls_and_meminfo():
 def test_overrides_fill_what_the_vm_cannot_see():
     run, read = fake("kvm-epyc-2core.txt")
     facts = mod.gather(run, read, {"memory_channels": 12, "memory_speed_mts": 4800}, None)
+    assert facts["dmi_status"].startswith("dmidecode is not installed")
     assert facts["memory_channels"] == 12 and facts["sources"]["memory_channels"] == "override"
     assert facts["peak_bandwidth_gbs"] == 460.8 and facts["sources"]["peak_bandwidth_gbs"] == "computed"
 
