@@ -21,8 +21,8 @@ run_lint() {
   ansible-lint --offline -q
 }
 run_unit() {
-  echo "== unit"
-  python -m pytest -q tests/unit
+  echo "== unit and integration (pytest)"
+  python -m pytest -q tests/unit tests/integration
 }
 run_molecule() {
   for s in "${scenarios[@]}"; do

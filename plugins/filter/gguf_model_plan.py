@@ -50,6 +50,14 @@ def gguf_model_plan(files, listing=None, quant="Q6_K", allow_unverified=False):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def gguf_model_with_sizes(files, head_results):
+    """Fill the sizes the listing did not give from HEAD answers (uri results)."""
+    try:
+        return gguf_plan.with_sizes(files, head_results)
+    except gguf_plan.PlanError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
 class FilterModule:
     def filters(self):
-        return {"gguf_model_plan": gguf_model_plan}
+        return {"gguf_model_plan": gguf_model_plan, "gguf_model_with_sizes": gguf_model_with_sizes}

@@ -72,8 +72,10 @@ def plan(files, listing, quant, allow_unverified=False):
     wanted = []
     for item in files or []:
         entry = {"name": item} if isinstance(item, str) else dict(item)
-        if not isinstance(entry.get("name"), str) or not entry["name"].endswith(".gguf"):
-            raise PlanError(f"gguf_model_files: every entry needs a name ending in .gguf, got {item!r}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.endswith(".gguf") or name.startswith("/") or ".." in name.split("/"):
+            raise PlanError(f"gguf_model_files: every entry needs a name ending in .gguf, relative to the "
+                            f"repository, got {item!r}")
         wanted.append(entry)
     if not wanted:
         if not index:
@@ -103,3 +105,20 @@ def plan(files, listing, quant, allow_unverified=False):
         result.append({"name": _basename(entry["name"]), "path": entry["name"], "sha256": sha or None,
                        "size": int(size) if size is not None else None})
     return result
+
+
+def with_sizes(files, head_results):
+    """Fill missing sizes from HEAD answers (ansible uri results: item.name, content_length)."""
+    sizes = {}
+    for result in head_results or []:
+        length = result.get("content_length")
+        if result.get("item") and length not in (None, ""):
+            sizes[result["item"]["name"]] = int(length)
+    out = []
+    for entry in files:
+        size = entry["size"] if entry.get("size") is not None else sizes.get(entry["name"])
+        if size is None:
+            raise PlanError(f"the size of {entry['name']} is unknown: the repository listing does not give it and "
+                            "the server sent no Content-Length; check gguf_model_endpoint")
+        out.append(dict(entry, size=size))
+    return out

@@ -3,6 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 from gguf_model_plan import gguf_model_plan as plan
+from gguf_model_plan import gguf_model_with_sizes
 
 SHA = {i: f"{i:064x}" for i in range(1, 10)}
 
@@ -61,6 +62,7 @@ def test_pin_that_disagrees_with_the_repository_is_refused():
     ("files", "message"),
     [
         ([{"name": "model.bin"}], "name ending in .gguf"),
+        (["../../etc/x.gguf"], "relative to the"),
         ([{"name": "a.gguf", "sha256": "XYZ"}], "64 lowercase hex"),
         (["a.gguf", "b.gguf"], "expected one .gguf file or one shard set"),
         (["M-Q6_K/M-Q6_K-00001-of-00003.gguf", "M-Q4_K_M.gguf"], "mixes shards and single files"),
@@ -69,3 +71,11 @@ def test_pin_that_disagrees_with_the_repository_is_refused():
 def test_malformed_lists(files, message):
     with pytest.raises(AnsibleFilterError, match=message):
         plan(files, LISTING, "Q6_K")
+
+
+def test_sizes_from_head_answers_fill_the_gaps():
+    files = plan([{"name": "a.gguf", "sha256": SHA[7]}], None, "Q6_K")
+    heads = [{"item": {"name": "a.gguf"}, "content_length": "12345", "status": 200}]
+    assert gguf_model_with_sizes(files, heads)[0]["size"] == 12345
+    with pytest.raises(AnsibleFilterError, match=r"the size of a\.gguf is unknown"):
+        gguf_model_with_sizes(files, [])

@@ -117,3 +117,69 @@ def test_chat_completion_returns_text(host):
     answer = json.loads(out["body"])["choices"][0]["message"]["content"]
     assert answer.strip(), out
     assert "paris" in answer.lower(), answer
+
+
+def test_unit_exposure_score_at_most_2(host):
+    out = host.check_output("systemd-analyze security llama-server.service --no-pager 2>&1 | tail -n 1")
+    score = float(re.search(r"exposure level for llama-server\.service:\s*([\d.]+)", out).group(1))
+    assert score <= 2.0, out
+
+
+def test_model_and_binaries_are_read_only_to_the_service(host, server_pid):
+    model = host.check_output(f"readlink -f /proc/{server_pid}/cwd")  # sanity: process is alive
+    assert model
+    for path in [MODEL_DIR, host.check_output(f"readlink -f /proc/{server_pid}/exe")]:
+        target = host.file(path)
+        assert target.user == "root"
+        assert not target.mode & 0o022, f"{path} is group/world writable"
+        cmd = host.run(f"runuser -u llama -- test -w {path}")
+        assert cmd.rc != 0, f"the service user can write {path}"
+
+
+def test_kill_9_is_restarted_and_healthy_again(host, server_pid):
+    host.check_output(f"kill -9 {server_pid}")
+    seconds = host.check_output(
+        "python3 -c \"import time, urllib.request\n"
+        "start = time.time()\n"
+        "while time.time() - start < 30:\n"
+        "    try:\n"
+        "        if urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=1).status == 200: break\n"
+        "    except Exception: pass\n"
+        "    time.sleep(0.2)\n"
+        "print(round(time.time() - start, 1))\"")
+    new_pid = host.check_output("systemctl show --property MainPID --value llama-server.service")
+    assert new_pid not in ("0", server_pid)
+    # RestartSec=2 plus loading this small model: well inside 10 s.
+    assert float(seconds) <= 10, f"healthy again after {seconds} s"
+
+
+CONCURRENT = """
+import json, sys, threading, urllib.request
+n = int(sys.argv[1])
+body = json.dumps({"messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 8}).encode()
+codes = []
+def ask():
+    req = urllib.request.Request("http://127.0.0.1:8080/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        codes.append((r.status, bool(json.load(r)["choices"][0]["message"]["content"])))
+threads = [threading.Thread(target=ask) for _ in range(n)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps(codes))
+"""
+
+
+def rss_kb(host):
+    pid = host.check_output("systemctl show --property MainPID --value llama-server.service")
+    return int(re.search(r"^VmRSS:\s+(\d+)", host.check_output(f"cat /proc/{pid}/status"), re.M).group(1))
+
+
+def test_concurrent_requests_beyond_the_slots_are_queued_and_memory_stays_flat(host):
+    slots = int(re.search(r"--parallel (\d+)", host.check_output("systemctl cat llama-server.service")).group(1))
+    rss = []
+    for _ in range(3):
+        out = host.check_output(f"python3 -c {shlex.quote(CONCURRENT)} {slots * 2}")
+        answers = json.loads(out)
+        assert len(answers) == slots * 2 and all(code == 200 and text for code, text in answers), answers
+        rss.append(rss_kb(host))
+    assert rss[-1] <= rss[0] * 1.10, f"RSS grew across rounds: {rss} kB"

@@ -1,0 +1,79 @@
+"""A wrong inventory fails in the first seconds, before any change, naming the variable.
+
+Each case runs the real site.yml (check mode, against this machine) with one bad value and
+asserts: the play failed, the failing task is an input check (a role's argument spec or its
+validate.yml), its message names the variable and the expected form, and no earlier task
+reported a change.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHA = "0" * 64
+GOOD = {
+    "llm_hosts": "localhost",
+    "ansible_become": False,
+    "ansible_python_interpreter": sys.executable,
+    "gguf_model_repo": "org/model-GGUF",
+    # Nothing listens there: a case that passed validation would fail later, visibly, at the download.
+    "gguf_model_endpoint": "http://127.0.0.1:9",
+    "gguf_model_files": [{"name": "model-Q6_K.gguf", "sha256": SHA}],
+}
+SHARDS = [{"name": f"m-Q6_K-0000{i}-of-00003.gguf", "sha256": SHA} for i in (1, 3)]
+
+CASES = [
+    ({"gguf_model_repo": ""}, "gguf_model_repo must be '<org>/<name>'"),
+    ({"gguf_model_repo": "just-a-name"}, "gguf_model_repo must be '<org>/<name>'"),
+    ({"gguf_model_endpoint": "ftp://mirror.example"}, "gguf_model_endpoint must be an http:// or https:// URL"),
+    ({"gguf_model_dir": "models"}, "gguf_model_dir must be an absolute path"),
+    ({"gguf_model_files": [{"name": "model.bin"}]}, "gguf_model_files: every entry needs a name ending in .gguf"),
+    ({"gguf_model_files": [{"name": "m.gguf", "sha256": "abc123"}]}, "sha256 of m.gguf must be 64 lowercase hex"),
+    ({"gguf_model_files": SHARDS}, "incomplete shard set m-Q6_K: 3 shards expected, missing [2]"),
+    ({"gguf_model_allow_unverified": "perhaps"}, "gguf_model_allow_unverified"),
+    ({"llama_server_port": 70000}, "llama_server_port must be 1-65535"),
+    ({"llama_server_port": "http"}, "llama_server_port"),
+    ({"llama_server_threads": 4096}, "llama_server_threads must be 1 to"),
+    ({"llama_server_host": "0.0.0.0"}, "llama_server_api_key must be set"),  # noqa: S104 (refused, as it must be)
+    ({"llama_server_host": "0.0.0.0", "llama_server_api_key": "short"}, "llama_server_api_key must be set"),  # noqa: S104
+    ({"llama_server_tls_cert": "/etc/ssl/llama.pem"}, "llama_server_tls_cert and llama_server_tls_key must be set"),
+    ({"llama_server_user": "root"}, "llama_server_user must be a system user name other than root"),
+    ({"llama_server_ctx_size": 16}, "llama_server_ctx_size must be at least 128"),
+    ({"llama_cpp_source_type": "svn"}, "llama_cpp_source_type must be one of: tarball, git"),
+    ({"llama_cpp_source_checksum": "md5:d41d8cd98f00b204e9800998ecf8427e"}, "llama_cpp_source_checksum must be"),
+    ({"llama_cpp_source_url": "file:///etc/passwd"}, "llama_cpp_source_url must be an http:// or https:// URL"),
+    ({"llama_cpp_prefix": "opt/llama.cpp"}, "llama_cpp_prefix must be an absolute path"),
+    ({"os_tuning_sysctl_overrides": {"vm.swappiness; reboot": 1}}, "is not a sysctl key"),
+    ({"preflight_numa": "spread"}, "preflight_numa must be one of: interleave, distribute, isolate, none"),
+]
+
+
+def run_site(extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOCALHOST_WARNING="0")
+    out = subprocess.run(
+        ["ansible-playbook", "site.yml", "-i", "localhost,", "-c", "local", "--check",
+         "-e", json.dumps(GOOD), "-e", json.dumps(extra)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
+    return out.returncode, json.loads(out.stdout)
+
+
+@pytest.mark.parametrize(("bad", "message"), CASES, ids=[next(iter(c[0])) + "-" + str(i) for i, c in enumerate(CASES)])
+def test_bad_input_fails_before_any_change(bad, message):
+    rc, result = run_site(bad)
+    assert rc != 0
+    tasks = result["plays"][0]["tasks"]
+    failed = [(t, t["hosts"]["localhost"]) for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
+    assert failed, "the play did not fail"
+    task, host = failed[0]
+    text = json.dumps(host)
+    assert message in text, f"{task['task']['name']}: {host.get('msg')}"
+    # An input check failed: a role's argument spec or one of the validate.yml checks.
+    assert task["task"]["name"].split(" : ")[-1].startswith(("Validating arguments", "Check ")), task["task"]["name"]
+    before = tasks[: tasks.index(task)]
+    assert not any(t["hosts"].get("localhost", {}).get("changed") for t in before)
