@@ -183,3 +183,32 @@ def test_concurrent_requests_beyond_the_slots_are_queued_and_memory_stays_flat(h
         assert len(answers) == slots * 2 and all(code == 200 and text for code, text in answers), answers
         rss.append(rss_kb(host))
     assert rss[-1] <= rss[0] * 1.10, f"RSS grew across rounds: {rss} kB"
+
+
+def test_sysctl_file_is_persisted_with_its_values(host):
+    conf = host.file("/etc/sysctl.d/60-llm-inference.conf")
+    assert conf.user == "root" and conf.mode == 0o644
+    values = dict(line.split(" = ") for line in conf.content_string.splitlines() if " = " in line)
+    assert values == {"kernel.numa_balancing": "0", "vm.swappiness": "10", "vm.zone_reclaim_mode": "0"}
+    # Every key exists in this kernel, so a boot applies the whole file.
+    for key in values:
+        assert host.run(f"sysctl -n {key}").rc == 0, f"{key} unknown to this kernel"
+
+
+def test_thp_and_cpufreq_are_persisted(host):
+    thp = host.file("/etc/tmpfiles.d/60-llm-thp.conf").content_string
+    assert "w /sys/kernel/mm/transparent_hugepage/enabled - - - - always" in thp
+    assert "w /sys/kernel/mm/transparent_hugepage/defrag - - - - defer+madvise" in thp
+    cpufreq = host.service("llm-cpufreq.service")
+    assert cpufreq.is_enabled
+    assert "echo performance >" in host.check_output("systemctl cat llm-cpufreq.service")
+
+
+def test_tuning_tools_installed(host):
+    for package in ("numactl", "dmidecode", "hwloc", "linux-cpupower"):
+        assert host.package(package).is_installed, package
+
+
+def test_no_kernel_parameters_and_no_memlock_file_by_default(host):
+    assert not host.file("/etc/default/grub.d/60-llm-inference.cfg").exists
+    assert not host.file("/etc/security/limits.d/60-llm-memlock.conf").exists

@@ -1,0 +1,70 @@
+"""An API key on the service: enforced, kept out of the command line and the logs."""
+
+import json
+import shlex
+
+KEY = "molecule-test-key-0123456789"
+KEY_FILE = "/etc/llama-server/api-key"
+
+REQUEST = """
+import json, sys, urllib.request, urllib.error
+url, key = sys.argv[1], sys.argv[2]
+chat = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4}
+body = json.dumps(chat).encode() if "chat" in url else None
+headers = {"Content-Type": "application/json"}
+if key:
+    headers["Authorization"] = "Bearer " + key
+try:
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=120) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+"""
+
+
+def status(host, path, key=""):
+    url = "http://127.0.0.1:8080" + path
+    return int(host.check_output(f"python3 -c {shlex.quote(REQUEST)} {shlex.quote(url)} {shlex.quote(key)}"))
+
+
+def test_api_requires_the_key_and_health_stays_open(host):
+    assert status(host, "/v1/chat/completions") == 401
+    assert status(host, "/v1/chat/completions", "wrong-key-wrong-key") == 401
+    assert status(host, "/v1/chat/completions", KEY) == 200
+    assert status(host, "/health") == 200
+
+
+def test_key_file_is_root_owned_and_readable_by_the_service_group_only(host):
+    key_file = host.file(KEY_FILE)
+    assert key_file.user == "root" and key_file.group == "llama" and key_file.mode == 0o640
+    assert key_file.content_string == KEY
+
+
+def test_key_is_not_on_the_command_line_nor_in_the_journal(host):
+    pid = host.check_output("systemctl show --property MainPID --value llama-server.service")
+    cmdline = host.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+    assert "--api-key-file" in cmdline and KEY not in cmdline
+    assert KEY not in host.check_output("ps -eo args")
+    assert KEY not in host.check_output("journalctl --no-pager -o cat")
+    assert KEY not in host.check_output("systemctl cat llama-server.service")
+
+
+def test_two_slots_take_four_concurrent_requests(host):
+    script = f"""
+import json, threading, urllib.request
+body = json.dumps({{"messages": [{{"role": "user", "content": "Count to three."}}], "max_tokens": 8}}).encode()
+codes = []
+def ask():
+    req = urllib.request.Request("http://127.0.0.1:8080/v1/chat/completions", data=body,
+        headers={{"Content-Type": "application/json", "Authorization": "Bearer {KEY}"}})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        codes.append(r.status)
+threads = [threading.Thread(target=ask) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(json.dumps(codes))
+"""
+    assert json.loads(host.check_output(f"python3 -c {shlex.quote(script)}")) == [200] * 4
+
+
+def test_metrics_endpoint_serves_prometheus_text(host):
+    assert status(host, "/metrics", KEY) == 200
