@@ -77,3 +77,16 @@ def test_bad_input_fails_before_any_change(bad, message):
     assert task["task"]["name"].split(" : ")[-1].startswith(("Validating arguments", "Check ")), task["task"]["name"]
     before = tasks[: tasks.index(task)]
     assert not any(t["hosts"].get("localhost", {}).get("changed") for t in before)
+
+
+def test_good_input_passes_every_check():
+    """The baseline: with nothing wrong, the play gets past all checks (and every role's spec) and
+    only fails where it first needs the network (GOOD points the endpoint at a closed port)."""
+    rc, result = run_site({})
+    assert rc != 0
+    tasks = result["plays"][0]["tasks"]
+    failed = [t for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
+    assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]
+    names = [t["task"]["name"] for t in tasks]
+    for role in ("os_tuning", "llama_cpp", "gguf_model", "llama_server", "preflight"):
+        assert any(n.startswith(f"{role} : Validating arguments") for n in names), role

@@ -152,6 +152,10 @@ class Handler(BaseHTTPRequestHandler):
                     block = handle.read(min(1 << 20, remaining))
                     if not block:
                         break
+                    at = size // 2 - (start + sent)  # the middle of the file, relative to this block
+                    if self.server.corrupt and self.server.corrupt in str(target) and 0 <= at < len(block):
+                        # Fault injection: one flipped byte mid-file, as a bad link or proxy would do.
+                        block = block[:at] + bytes([block[at] ^ 0xFF]) + block[at + 1 :]
                     if limit is not None and sent + len(block) > limit:
                         # Fault injection: cut the connection mid-transfer, like a dropped link.
                         block = block[: max(limit - sent, 0)]
@@ -214,6 +218,7 @@ def serve(args):
     server.request_log = args.request_log
     server.log_lock = threading.Lock()
     server.max_bytes_per_request = args.max_bytes_per_request
+    server.corrupt = args.corrupt
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
@@ -225,6 +230,8 @@ def main():
     parser.add_argument("--request-log", help="append one JSON line per request to this file")
     parser.add_argument("--max-bytes-per-request", type=int, default=None,
                         help="cut every file transfer after this many bytes (fault injection)")
+    parser.add_argument("--corrupt", metavar="SUBSTRING",
+                        help="flip one byte in the middle of files whose path contains this (fault injection)")
     parser.add_argument("--daemon", action="store_true", help="detach; return once the port answers")
     parser.add_argument("--pidfile", default="/run/llm-test-hub.pid")
     parser.add_argument("--stop", action="store_true", help="stop the daemon named by --pidfile")

@@ -175,10 +175,23 @@ def models(cache, wheel, tools):
         missing = [s.name for s in shards if not s.exists()]
         if missing:
             sys.exit(f"llama-gguf-split did not produce {missing}: " + ", ".join(p.name for p in repo_dir.iterdir()))
+    # Revision v2: model B, the Q4_1 original as a single file (an upgrade changes revision).
+    v2 = cache / "www" / MODEL_REPO / "resolve" / "v2" / original.name
+    # Revision "broken": the same file cut in half. Its sha256 is right, so it downloads and
+    # verifies, but llama.cpp cannot load it: the case the health gate must roll back.
+    broken = cache / "www" / MODEL_REPO / "resolve" / "broken" / original.name
+    for path in (v2, broken):
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(original, "rb") as src, open(path.with_suffix(".part"), "wb") as out:
+                out.write(src.read(original.stat().st_size // 2 if path == broken else -1))
+            path.with_suffix(".part").rename(path)
     return {
         "sharded": shards,
         "single": [q6k],
         "q4_1": [original],
+        "v2": [v2],
+        "broken": [broken],
     }
 
 
