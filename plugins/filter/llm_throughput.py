@@ -45,6 +45,12 @@ options:
     description: Tokens already in the context (their KV cache is read for every new token).
     type: int
     default: 0
+  bandwidth_gbs:
+    description:
+      - A measured sustained read bandwidth (GB/s) under the service's NUMA policy, used instead of the one
+        estimated from channels and speed (which then need not be known). The benchmark playbook passes
+        likwid-bench's result here.
+    type: float
 """
 
 EXAMPLES = r"""
@@ -72,9 +78,10 @@ _value:
 """
 
 
-def llm_throughput(hardware, model, threads=None, numa="interleave", context=0):
+def llm_throughput(hardware, model, threads=None, numa="interleave", context=0, bandwidth_gbs=None):
     try:
-        return _model.estimate(hardware, model, threads=threads, numa=numa, context=context)
+        return _model.estimate(hardware, model, threads=threads, numa=numa, context=context,
+                               bandwidth_gbs=bandwidth_gbs)
     except _model.InputError as exc:
         raise AnsibleFilterError(f"llm_throughput: {exc}") from exc
 

@@ -167,8 +167,37 @@ def kv_cache_bytes(model, tokens):
     return int(KV_BYTES_PER_TOKEN_PER_LAYER * layers * tokens)
 
 
-def estimate(hardware, model, threads=None, numa="interleave", context=0):
-    """Expected generation speed; see the module docstring. Raises InputError on bad input."""
+def _placed_bandwidth(peak, channels, sockets, nodes, cores, used_threads, numa, cpu_model, warnings):
+    """Sustained bandwidth from channels and speed, after CCD limits and NUMA placement; (GB/s, threads)."""
+    efficiency = CLIENT_EFFICIENCY if channels / sockets <= 2 else SERVER_EFFICIENCY
+    socket_bw = peak / sockets * efficiency
+    fabric = _amd_fabric_gbs(cpu_model, cores / sockets)
+    if fabric is not None and fabric < socket_bw:
+        warnings.append(
+            f"The CPU's chiplet links limit each socket to ~{fabric:.0f} GB/s, below what its memory "
+            f"channels deliver (~{socket_bw:.0f} GB/s): a part with more CCDs would be faster.")
+        socket_bw = fabric
+    if numa == "isolate":
+        return socket_bw * sockets / nodes, min(used_threads, max(1, cores // nodes))
+    if sockets > 1 and numa == "none":
+        bandwidth = socket_bw * NUMA_NONE_FACTOR
+        warnings.append(
+            f"numa '{numa}' on {sockets} sockets: the model's pages sit on one node and the other socket "
+            "reads them over the socket link; run under numactl --interleave=all for ~"
+            f"{socket_bw * sockets * MULTI_SOCKET_SYNC / bandwidth:.1f}x the speed.")
+        return bandwidth, used_threads
+    if sockets > 1:
+        link_limit = socket_bw * LINK_FRACTION * sockets / (sockets - 1) if numa == "interleave" else socket_bw
+        return min(socket_bw, link_limit) * sockets * MULTI_SOCKET_SYNC, used_threads
+    return socket_bw, used_threads
+
+
+def estimate(hardware, model, threads=None, numa="interleave", context=0, bandwidth_gbs=None):
+    """Expected generation speed; see the module docstring. Raises InputError on bad input.
+
+    bandwidth_gbs: a measured sustained read bandwidth (e.g. likwid-bench under the service's NUMA
+    policy) used instead of the one estimated from channels and speed, which may then be unknown.
+    """
     if not isinstance(hardware, dict):
         raise InputError(f"hardware must be a dict of llm_hardware facts, got {type(hardware).__name__}")
     if not isinstance(model, dict):
@@ -176,8 +205,9 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
     sockets = _number(hardware, "sockets", "hardware", minimum=1, integer=True)
     cores = _number(hardware, "cores", "hardware", minimum=1, integer=True)
     nodes = _number(hardware, "numa_nodes", "hardware", minimum=1, integer=True)
-    channels = _number(hardware, "memory_channels", "hardware", minimum=1, integer=True)
-    speed = _number(hardware, "memory_speed_mts", "hardware", minimum=1)
+    measured = _number({"bandwidth_gbs": bandwidth_gbs}, "bandwidth_gbs", "options", required=False, minimum=0.001)
+    channels = _number(hardware, "memory_channels", "hardware", minimum=1, integer=True, required=measured is None)
+    speed = _number(hardware, "memory_speed_mts", "hardware", minimum=1, required=measured is None)
     memory_total = _number(hardware, "memory_total_bytes", "hardware", required=False)
     size = _number(model, "size_bytes", "model", minimum=1)
     active = _number(model, "active_bytes", "model", required=False, minimum=1)
@@ -203,32 +233,14 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
     bytes_per_token += KV_BYTES_PER_TOKEN_PER_LAYER * layers * context
 
     # --- bandwidth
-    peak = channels * speed * 8 / 1000  # GB/s
-    per_socket_channels = channels / sockets
-    cores_per_socket = cores / sockets
-    efficiency = CLIENT_EFFICIENCY if per_socket_channels <= 2 else SERVER_EFFICIENCY
-    socket_bw = peak / sockets * efficiency
-    fabric = _amd_fabric_gbs(cpu_model, cores_per_socket)
-    if fabric is not None and fabric < socket_bw:
-        warnings.append(
-            f"The CPU's chiplet links limit each socket to ~{fabric:.0f} GB/s, below what its memory "
-            f"channels deliver (~{socket_bw:.0f} GB/s): a part with more CCDs would be faster.")
-        socket_bw = fabric
+    peak = channels * speed * 8 / 1000 if channels and speed else None  # GB/s
     used_threads = min(threads, cores)
-    if numa == "isolate":
-        bandwidth = socket_bw * sockets / nodes
-        used_threads = min(used_threads, max(1, cores // nodes))
-    elif sockets > 1 and numa == "none":
-        bandwidth = socket_bw * NUMA_NONE_FACTOR
-        warnings.append(
-            f"numa '{numa}' on {sockets} sockets: the model's pages sit on one node and the other socket "
-            "reads them over the socket link; run under numactl --interleave=all for ~"
-            f"{socket_bw * sockets * MULTI_SOCKET_SYNC / bandwidth:.1f}x the speed.")
-    elif sockets > 1:
-        link_limit = socket_bw * LINK_FRACTION * sockets / (sockets - 1) if numa == "interleave" else socket_bw
-        bandwidth = min(socket_bw, link_limit) * sockets * MULTI_SOCKET_SYNC
+    if measured is not None:
+        # Measured under the service's own placement: NUMA and fabric effects are already in it.
+        bandwidth = measured
     else:
-        bandwidth = socket_bw
+        bandwidth, used_threads = _placed_bandwidth(peak, channels, sockets, nodes, cores, used_threads, numa,
+                                                    cpu_model, warnings)
     bandwidth = min(bandwidth, used_threads * PER_THREAD_GBS)
 
     # --- compute
@@ -249,11 +261,11 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
                         f"{used_threads} threads; more cores or a simpler quant (Q4_0/Q8_0) would be faster.")
     channels_max = hardware.get("memory_channels_max") or (
         (_channels_per_socket(cpu_model) or 0) * sockets or None)
-    if channels_max and channels < channels_max:
+    if channels_max and channels and speed and channels < channels_max:
         warnings.append(f"{channels} of {channels_max} memory channels are populated: filling the rest "
                         f"raises the ceiling to {channels_max * speed * 8 / 1000 / (bytes_per_token / 1e9):.2f} tok/s.")
     rated = hardware.get("memory_speed_rated_mts")
-    if rated and speed < rated:
+    if rated and speed and speed < rated:
         warnings.append(f"DIMMs run at {speed:.0f} MT/s, below their rated {rated:.0f} MT/s: check the BIOS "
                         "memory speed setting and the CPU's supported speed at this DIMMs-per-channel.")
     fits = None
@@ -266,11 +278,11 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0):
 
     tps = 1 / t_token
     return {
-        "peak_bandwidth_gbs": round(peak, 1),
+        "peak_bandwidth_gbs": round(peak, 1) if peak else None,
         "effective_bandwidth_gbs": round(bandwidth, 1),
         "bytes_per_token": int(bytes_per_token),
         "tokens_per_second": round(tps, 3),
-        "tokens_per_second_ceiling": round(peak * 1e9 / bytes_per_token, 3),
+        "tokens_per_second_ceiling": round(peak * 1e9 / bytes_per_token, 3) if peak else None,
         "seconds_per_token": round(t_token, 4),
         "bound": bound,
         "fits_in_memory": fits,

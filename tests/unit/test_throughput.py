@@ -130,3 +130,14 @@ def test_bad_input_names_the_field(hardware, model, options, message):
 
 def test_registered_as_filters():
     assert set(FilterModule().filters()) == {"llm_throughput", "llm_kv_cache_bytes"}
+
+
+def test_measured_bandwidth_replaces_the_channel_estimate():
+    vm = {"sockets": 1, "cores": 2, "numa_nodes": 1, "cpu_flags": ["avx512f"]}
+    small = {"size_bytes": 138e6, "quant": "Q6_K"}
+    result = throughput(vm, small, bandwidth_gbs=44.4)
+    assert result["effective_bandwidth_gbs"] == 44.4
+    assert result["peak_bandwidth_gbs"] is None and result["tokens_per_second_ceiling"] is None
+    assert throughput(vm, small, bandwidth_gbs=22.2)["tokens_per_second"] < result["tokens_per_second"]
+    with pytest.raises(AnsibleFilterError, match=r"hardware\.memory_channels is required"):
+        throughput(vm, small)
