@@ -41,8 +41,14 @@ def converge(extra):
                           "-e", json.dumps(extra)], env=env, capture_output=True, text=True, check=False,
                          timeout=1800)
     result = json.loads(out.stdout)
-    failures = [(t["task"]["name"], h.get("msg")) for play in result["plays"] for t in play["tasks"]
-                for h in t["hosts"].values() if h.get("failed") and not h.get("ignore_errors")]
+    failures = []
+    for play in result["plays"]:
+        for task in play["tasks"]:
+            for host in task["hosts"].values():
+                if host.get("failed") and not host.get("ignore_errors"):
+                    # A loop's own message is "One or more items failed": the reasons are per item.
+                    items = [r.get("msg") for r in host.get("results", []) if r.get("failed")]
+                    failures.append((task["task"]["name"], items or host.get("msg")))
     return out.returncode, result["stats"], failures
 
 
