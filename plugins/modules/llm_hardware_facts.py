@@ -59,25 +59,9 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ansible.module_utils.llm_hardware import (
-        channels_per_socket,
-        dimm_layout,
-        parse_dmidecode,
-        parse_lscpu,
-        parse_node_list,
-        parse_numa_balancing,
-        peak_bandwidth_gbs,
-    )
+    from ansible.module_utils import llm_hardware as hw
 except ImportError:  # unit tests import the plain module from plugins/module_utils
-    from llm_hardware import (  # type: ignore[no-redef]
-        channels_per_socket,
-        dimm_layout,
-        parse_dmidecode,
-        parse_lscpu,
-        parse_node_list,
-        parse_numa_balancing,
-        peak_bandwidth_gbs,
-    )
+    import llm_hardware as hw  # type: ignore[no-redef]
 
 FIELDS = ("cpu_model", "cpu_vendor", "sockets", "cores", "threads", "threads_per_core", "numa_nodes", "cpu_flags",
           "memory_type", "memory_speed_mts", "memory_speed_rated_mts", "memory_channels", "memory_channels_max",
@@ -106,14 +90,14 @@ def gather(run, read, overrides=None, dmidecode=None):
     rc, out, err = run(["lscpu"])
     if rc != 0:
         raise ParseError(f"lscpu failed (rc={rc}): {err or out}")
-    lscpu = parse_lscpu(out)
+    lscpu = hw.parse_lscpu(out)
     if lscpu["cores"] is None and lscpu["threads"] is None:
         raise ParseError(f"could not parse lscpu output: {out[:2000]}")
 
-    take({"numa_nodes": parse_node_list(read("/sys/devices/system/node/online"))}, "sysfs")
+    take({"numa_nodes": hw.parse_node_list(read("/sys/devices/system/node/online"))}, "sysfs")
     smt = read("/sys/devices/system/cpu/smt/active")
     take({"smt_active": smt.strip() == "1" if smt else None,
-          "numa_balancing": parse_numa_balancing(read("/proc/sys/kernel/numa_balancing"))}, "sysfs")
+          "numa_balancing": hw.parse_numa_balancing(read("/proc/sys/kernel/numa_balancing"))}, "sysfs")
 
     dmi, facts_dimms = {}, []
     if not dmidecode:
@@ -123,8 +107,8 @@ def gather(run, read, overrides=None, dmidecode=None):
         if rc != 0:
             dmi_status = f"dmidecode failed: {(err or out).strip()[:300]}"
         else:
-            dmi = parse_dmidecode(out)
-            facts_dimms = dimm_layout(out)
+            dmi = hw.parse_dmidecode(out)
+            facts_dimms = hw.dimm_layout(out)
             dmi_status = "read" if dmi["dimm_slots"] else "no memory devices in DMI (a VM or container)"
     # lscpu knows the CPU best (sockets as the OS sees them); DMI knows the memory.
     take({k: v for k, v in lscpu.items() if k in ("sockets", "cores", "threads", "threads_per_core", "numa_nodes",
@@ -145,12 +129,12 @@ def gather(run, read, overrides=None, dmidecode=None):
         sources[key] = "override"
 
     if "memory_channels_max" not in sources:
-        per_socket = channels_per_socket(facts["cpu_model"])
+        per_socket = hw.channels_per_socket(facts["cpu_model"])
         if per_socket and facts["sockets"]:
             facts["memory_channels_max"] = per_socket * facts["sockets"]
             sources["memory_channels_max"] = "platform table"
     if "peak_bandwidth_gbs" not in sources:
-        facts["peak_bandwidth_gbs"] = peak_bandwidth_gbs(facts["memory_channels"], facts["memory_speed_mts"])
+        facts["peak_bandwidth_gbs"] = hw.peak_bandwidth_gbs(facts["memory_channels"], facts["memory_speed_mts"])
         if facts["peak_bandwidth_gbs"] is not None:
             sources["peak_bandwidth_gbs"] = "computed"
     facts["dimms"] = facts_dimms

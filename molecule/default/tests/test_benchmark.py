@@ -1,24 +1,20 @@
 """playbooks/benchmark.yml against the converged container: the report exists and adds up."""
 
 import json
-import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import playbook  # molecule/shared/playbook.py
 
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or str(
-        Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory")
-    run = subprocess.run(["ansible-playbook", "-i", inventory, str(ROOT / "playbooks" / "benchmark.yml"),
-                          "-e", f"benchmark_reports_dir={out}"], capture_output=True, text=True, check=False,
-                         timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    rc, _, failures = playbook.run(playbook.ROOT / "playbooks" / "benchmark.yml", {"benchmark_reports_dir": str(out)})
+    assert rc == 0, failures
     return out
 
 
@@ -41,3 +37,9 @@ def test_fleet_summary_is_written(reports):
     summary = (reports / "summary.md").read_text()
     assert summary.startswith("# Token generation: measured vs expected")
     assert "| llm-default |" in summary
+
+
+def test_check_mode_on_the_converged_host_reports_no_change():
+    rc, changed, failures = playbook.run(playbook.ROOT / "site.yml", {}, "--check", "--diff")
+    assert rc == 0, failures
+    assert not changed, changed

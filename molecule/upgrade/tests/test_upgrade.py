@@ -16,6 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+import playbook  # molecule/shared/playbook.py
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 CACHE = Path(os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra"))
@@ -28,28 +31,9 @@ SINGLE = MANIFEST["models"]["single"][0]
 CUT = 20 * 1024 * 1024
 
 
-def inventory():
-    if os.environ.get("MOLECULE_INVENTORY_FILE"):
-        return os.environ["MOLECULE_INVENTORY_FILE"]
-    return str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory")
-
-
 def converge(extra):
-    """Run the scenario's converge playbook (site.yml) with extra vars; return (rc, stats, failures)."""
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
-    out = subprocess.run(["ansible-playbook", "-i", inventory(), str(HERE.parent / "converge.yml"),
-                          "-e", json.dumps(extra)], env=env, capture_output=True, text=True, check=False,
-                         timeout=1800)
-    result = json.loads(out.stdout)
-    failures = []
-    for play in result["plays"]:
-        for task in play["tasks"]:
-            for host in task["hosts"].values():
-                if host.get("failed") and not host.get("ignore_errors"):
-                    # A loop's own message is "One or more items failed": the reasons are per item.
-                    items = [r.get("msg") for r in host.get("results", []) if r.get("failed")]
-                    failures.append((task["task"]["name"], items or host.get("msg")))
-    return out.returncode, result["stats"], failures
+    """site.yml (the scenario's converge playbook) with extra vars: (rc, changed tasks, failures)."""
+    return playbook.run(HERE.parent / "converge.yml", extra)
 
 
 def hub(port, *faults):
@@ -151,6 +135,6 @@ def test_5_interrupted_download_resumes_with_range(host):
 
 
 def test_6_a_further_run_changes_nothing(host):
-    rc, stats, failures = converge({"gguf_model_revision": "main", "gguf_model_files": [SINGLE["name"]]})
+    rc, changed, failures = converge({"gguf_model_revision": "main", "gguf_model_files": [SINGLE["name"]]})
     assert rc == 0, failures
-    assert all(s["changed"] == 0 for s in stats.values()), stats
+    assert not changed, changed
