@@ -6,6 +6,7 @@
 4. revision 'broken' (right sha256, cannot load) -> play fails, rolled back, B serving and healthy
 5. a transfer cut midway -> the next run resumes with HTTP Range from where it stopped
 6. a further run changes nothing
+7. gguf_model_retain: 1 prunes the older served model, never one that was not served
 
 Assertions read which file the running llama-server has mapped (/proc/<pid>/maps), not the config.
 """
@@ -138,3 +139,14 @@ def test_6_a_further_run_changes_nothing(host):
     rc, changed, failures = converge({"gguf_model_revision": "main", "gguf_model_files": [SINGLE["name"]]})
     assert rc == 0, failures
     assert not changed, changed
+
+
+def test_7_retention_prunes_only_served_models_and_only_when_asked(host):
+    # History of served models: v2 (B), then main (A's revision, now the single Q6_K file).
+    rc, _, failures = converge({"gguf_model_revision": "main", "gguf_model_files": [SINGLE["name"]],
+                                "gguf_model_retain": 1})
+    assert rc == 0, failures
+    assert not host.file(f"{MODELS}/v2").exists, "the older served model was kept despite gguf_model_retain: 1"
+    assert host.file(f"{MODELS}/main/{SINGLE['name']}").exists and serving(host)[0] == [SINGLE["name"]]
+    # Never served (its health gate failed): not this role's to prune.
+    assert host.file(f"{MODELS}/broken/{B}").exists
