@@ -9,8 +9,11 @@ bash scripts/setup.sh >/dev/null
 # shellcheck disable=SC1091
 source .venv/bin/activate
 export PYTHON=python CONTAINERS_CONF=$PWD/molecule/containers.conf
-molecule converge -s default >/dev/null
-ansible-playbook -i inventory/demo playbooks/benchmark.yml >/dev/null
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step() { "$@" >"$log" 2>&1 || { tail -n 60 "$log"; echo "failed: $*" >&2; exit 1; }; }
+step molecule converge -s default
+step ansible-playbook -i inventory/demo playbooks/benchmark.yml
 cat reports/summary.md
 python - <<'PY'
 import json
