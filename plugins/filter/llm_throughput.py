@@ -94,6 +94,12 @@ def llm_kv_cache_bytes(model, tokens):
         raise AnsibleFilterError(f"llm_kv_cache_bytes: {exc}") from exc
 
 
+def llm_gguf_quant(filename):
+    """The quant tag in a GGUF file name (e.g. Q6_K), or None."""
+    return _model.quant_of(filename)
+
+
 class FilterModule:
     def filters(self):
-        return {"llm_throughput": llm_throughput, "llm_kv_cache_bytes": llm_kv_cache_bytes}
+        return {"llm_throughput": llm_throughput, "llm_kv_cache_bytes": llm_kv_cache_bytes,
+                "llm_gguf_quant": llm_gguf_quant}

@@ -85,14 +85,11 @@ def _speed(value):
     return int(match.group(1)) if match and int(match.group(1)) > 0 else None
 
 
-_SOCKET_RES = [
-    re.compile(r"(?:^|[\s_-])(?:CPU|PROC|SOCKET|P)\s*[_-]?\s*(\d+)(?=$|[\s_-])", re.I),
-]
-_CHANNEL_RES = [
-    # AMD/Intel bank locators: "P0_Node1_Channel2_Dimm0", "P0 CHANNEL A"; Intel desktops:
-    # "Controller0-ChannelA-DIMM1", "ChannelB-DIMM0".
-    re.compile(r"(?:NODE\s*(\d+)\W*_?)?(?:CONTROLLER\s*(\d+)\W*)?CHANNEL\s*[-_]?\s*([A-Z0-9]+)", re.I),
-]
+# Socket in a bank or slot name: "P0_Node0...", "P1-DIMMA1", "CPU1_DIMM_A1", "PROC 2 DIMM 5".
+_SOCKET_RE = re.compile(r"(?:^|[\s_-])(?:CPU|PROC|SOCKET|P)\s*[_-]?\s*(\d+)(?=$|[\s_-])", re.I)
+# AMD/Intel bank locators: "P0_Node1_Channel2_Dimm0", "P0 CHANNEL A"; Intel desktops:
+# "Controller0-ChannelA-DIMM1", "ChannelB-DIMM0".
+_CHANNEL_RE = re.compile(r"(?:NODE\s*(\d+)\W*_?)?(?:CONTROLLER\s*(\d+)\W*)?CHANNEL\s*[-_]?\s*([A-Z0-9]+)", re.I)
 # Board locators where a letter names the channel: "DIMMA1", "DIMM_A1", "DIMM_P0_A0",
 # "P1-DIMMA1", "CPU1_DIMM_B2"; Fujitsu "DIMM-1A" (digit = slot in channel).
 _LETTER_RES = [
@@ -108,13 +105,14 @@ def _dimm_place(locator, bank):
     dell = _DELL_RE.match(locator)
     if dell:  # Dell "A1".."A16": letter = socket, number = slot
         return dell.group(1), None
+    # The bank locator first, consistently for every DIMM of a dump: only distinctness matters.
     for text in (bank, locator):
-        for pattern in _SOCKET_RES:
-            match = pattern.search(text)
-            if match and socket is None:
-                socket = match.group(1)
+        match = _SOCKET_RE.search(text)
+        if match:
+            socket = match.group(1)
+            break
     for text in (bank, locator):
-        match = _CHANNEL_RES[0].search(text)
+        match = _CHANNEL_RE.search(text)
         if match:
             channel = "/".join(g or "" for g in match.groups()).upper()
             break

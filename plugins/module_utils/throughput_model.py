@@ -109,6 +109,17 @@ def _number(container, key, name, required=True, minimum=0, integer=False):
     return int(value) if integer else float(value)
 
 
+def quant_of(filename):
+    """The quant tag in a GGUF file name ('M-Q6_K-00001-of-00003.gguf' -> 'Q6_K'), or None.
+
+    Longest tag first, so Q4_K_M is not read as Q4_K; a tag ends at '-', '.' or the end of the name.
+    """
+    for tag in sorted(BITS_PER_WEIGHT, key=len, reverse=True):
+        if re.search(r"(^|[-._/])" + re.escape(tag) + r"([-.]|$)", filename or "", re.IGNORECASE):
+            return tag
+    return None
+
+
 def quant_bits(quant):
     return BITS_PER_WEIGHT.get((quant or "").upper(), DEFAULT_BPW)
 

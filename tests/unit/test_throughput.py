@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from llm_throughput import FilterModule, llm_kv_cache_bytes
+from llm_throughput import FilterModule, llm_gguf_quant, llm_kv_cache_bytes
 from llm_throughput import llm_throughput as throughput
 
 POINTS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "throughput_calibration.json").read_text())
@@ -129,7 +129,19 @@ def test_bad_input_names_the_field(hardware, model, options, message):
 
 
 def test_registered_as_filters():
-    assert set(FilterModule().filters()) == {"llm_throughput", "llm_kv_cache_bytes"}
+    assert set(FilterModule().filters()) == {"llm_throughput", "llm_kv_cache_bytes", "llm_gguf_quant"}
+
+
+@pytest.mark.parametrize(("name", "quant"), [
+    ("SmolLM2-135M-Instruct-Q6_K-00001-of-00003.gguf", "Q6_K"),
+    ("Meta-Llama-3.1-405B-Instruct-Q4_K_M.gguf", "Q4_K_M"),
+    ("model.Q4_1.gguf", "Q4_1"),
+    ("qwen2.5-72b-instruct-iq4_xs-00001-of-00010.gguf", "IQ4_XS"),
+    ("Llama-3.1-70B-F16.gguf", "F16"),
+    ("plain-model.gguf", None),
+])
+def test_quant_tag_from_file_name(name, quant):
+    assert llm_gguf_quant(name) == quant
 
 
 def test_measured_bandwidth_replaces_the_channel_estimate():
