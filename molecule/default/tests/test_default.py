@@ -5,6 +5,7 @@ import os
 import re
 import shlex
 
+import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
 import pytest
 
 MODEL_DIR = "/srv/llm/models"
@@ -106,17 +107,16 @@ def test_health_answers_200(host):
     assert http(host, "http://127.0.0.1:8080/health")["status"] == 200
 
 
-def test_chat_completion_returns_text(host):
-    request = json.dumps({
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
-        "max_tokens": 24,
-        "temperature": 0,
-    })
-    out = http(host, "http://127.0.0.1:8080/v1/chat/completions", request)
-    assert out["status"] == 200, out
-    answer = json.loads(out["body"])["choices"][0]["message"]["content"]
-    assert answer.strip(), out
-    assert "paris" in answer.lower(), answer
+def test_service_output_is_llama_cpps_own_greedy_output(host):
+    """The service serves the model faithfully: same text as llama-completion on this host."""
+    served, direct, details = generation.faithful(host.check_output)
+    assert served.strip(), details
+    assert served == direct, f"service {served!r} != llama-completion {direct!r} for {details['prompt']!r}"
+
+
+def test_model_answers_a_majority_of_factual_questions(host):
+    right, answers = generation.sensible(host.check_output)
+    assert right >= generation.majority(len(answers)), answers
 
 
 def test_unit_exposure_score_at_most_2(host):
@@ -126,8 +126,6 @@ def test_unit_exposure_score_at_most_2(host):
 
 
 def test_model_and_binaries_are_read_only_to_the_service(host, server_pid):
-    model = host.check_output(f"readlink -f /proc/{server_pid}/cwd")  # sanity: process is alive
-    assert model
     for path in [MODEL_DIR, host.check_output(f"readlink -f /proc/{server_pid}/exe")]:
         target = host.file(path)
         assert target.user == "root"

@@ -3,6 +3,8 @@
 import json
 import shlex
 
+import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
+
 KEY = "molecule-test-key-0123456789"
 KEY_FILE = "/etc/llama-server/api-key"
 
@@ -72,3 +74,8 @@ print(json.dumps(codes))
 
 def test_metrics_endpoint_serves_prometheus_text(host):
     assert status(host, "/metrics", "@file") == 200
+
+
+def test_service_with_a_key_serves_llama_cpps_own_greedy_output(host):
+    served, direct, details = generation.faithful(host.check_output, key_file=KEY_FILE)
+    assert served.strip() and served == direct, details

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-import playbook  # molecule/shared/playbook.py
+import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
+import playbook  # molecule/shared/playbook.py (PYTHONPATH: .config/molecule/config.yml)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -83,6 +83,9 @@ def test_2_upgrade_to_model_b_keeps_a(host):
     assert names == [B] and paths == [f"{MODELS}/v2/{B}"]
     assert healthy(host)
     assert {f"{MODELS}/main/{s}" for s in SHARDS} <= files(host), "model A was deleted"
+    # The new model is the one answering, as llama.cpp itself runs it (CPU-independent check).
+    served, direct, details = generation.faithful(host.check_output)
+    assert served == direct and details["command"][2].endswith(B), details
 
 
 def test_3_corrupted_download_fails_and_b_keeps_serving(host):
