@@ -1,13 +1,14 @@
 """playbooks/benchmark.yml against the converged container: the report exists and adds up."""
 
 import json
-import sys
+import os
 from pathlib import Path
 
+import playbook  # molecule/shared/playbook.py (PYTHONPATH: .config/molecule/config.yml)
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-import playbook  # molecule/shared/playbook.py
+CACHE = Path(os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra"))
+MANIFEST = json.loads((CACHE / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +22,18 @@ def reports(tmp_path_factory):
 def test_report_is_well_formed_and_consistent(reports):
     report = json.loads((reports / "llm-default.json").read_text())
     tps, bw, ratios = report["tokens_per_second"], report["bandwidth"], report["ratios"]
-    for value in (tps["llama_bench"], tps["prompt_llama_bench"], tps["service"],
-                  tps["expected_from_measured_bandwidth"], bw["measured_gbs"], bw["effective_gbs"],
-                  report["bytes_per_token"]):
-        assert value > 0
+    # A 135M model generates tens to hundreds of tokens/s on any x86-64 core: real measurements.
+    for value in (tps["llama_bench"], tps["prompt_llama_bench"], tps["service"]):
+        assert value > 5, tps
+    # Bytes read per token: the whole served model (small models tie the embedding to the output).
+    served = sum(f["size"] for f in MANIFEST["models"]["sharded"])
+    assert 0.9 * served <= report["bytes_per_token"] <= 1.1 * served, (report["bytes_per_token"], served)
     # What generation pulls through memory cannot exceed what the machine can stream.
-    assert bw["effective_gbs"] <= bw["measured_gbs"]
+    assert 0 < bw["effective_gbs"] <= bw["measured_gbs"] < 2000
     assert 0 < ratios["bandwidth_fraction"] <= 1
     assert ratios["service_vs_llama_bench"] == pytest.approx(tps["service"] / tps["llama_bench"], abs=0.002)
-    assert ratios["predicted_vs_measured"] > 0
+    assert ratios["predicted_vs_measured"] == pytest.approx(
+        (tps["expected"] or tps["expected_from_measured_bandwidth"]) / tps["llama_bench"], rel=0.01)
     assert report["threads"] >= 1 and isinstance(report["causes"], list)
 
 
