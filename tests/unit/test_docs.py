@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("kind", "name", "expect"), [
-    ("module", "llm_hardware_facts", "memory_channels"),
-    ("filter", "llm_throughput", "tokens_per_second_ceiling"),
-    ("filter", "gguf_model_plan", "first shard first"),
+    ("module", "cpu_llm.infra.llm_hardware_facts", "memory_channels"),
+    ("filter", "cpu_llm.infra.llm_throughput", "tokens_per_second_ceiling"),
+    ("filter", "cpu_llm.infra.gguf_model_plan", "first shard first"),
 ])
 def test_ansible_doc(kind, name, expect):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))

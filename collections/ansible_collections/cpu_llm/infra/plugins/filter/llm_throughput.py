@@ -1,12 +1,7 @@
 """Filter llm_throughput: thin Ansible glue over module_utils/throughput_model.py."""
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import throughput_model as _model
+from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as _model
 
 DOCUMENTATION = r"""
 name: llm_throughput
@@ -58,7 +53,7 @@ EXAMPLES = r"""
 expected: >-
   {{ {'sockets': 2, 'cores': 32, 'numa_nodes': 2, 'memory_channels': 24, 'memory_speed_mts': 4800,
       'cpu_model': 'AMD EPYC 9124 16-Core Processor'}
-     | llm_throughput({'size_bytes': 300e9, 'quant': 'Q6_K'}) }}
+     | cpu_llm.infra.llm_throughput({'size_bytes': 300e9, 'quant': 'Q6_K'}) }}
 """
 
 RETURN = r"""

@@ -1,12 +1,7 @@
 """Filters for the benchmark role: thin Ansible glue over module_utils/bench_report.py."""
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import bench_report  # plain Python shared with the unit tests
+from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report
 
 DOCUMENTATION = r"""
 name: llm_exec_start
@@ -24,7 +19,7 @@ options:
 """
 
 EXAMPLES = r"""
-service: "{{ unit.stdout | llm_exec_start }}"
+service: "{{ unit.stdout | cpu_llm.infra.llm_exec_start }}"
 """
 
 RETURN = r"""

@@ -1,12 +1,7 @@
 """Filter gguf_model_plan: thin Ansible glue over module_utils/gguf_plan.py."""
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import gguf_plan
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_plan
 
 DOCUMENTATION = r"""
 name: gguf_model_plan
@@ -33,7 +28,7 @@ options:
 """
 
 EXAMPLES = r"""
-plan: "{{ gguf_model_files | gguf_model_plan(listing.json, 'Q6_K') }}"
+plan: "{{ gguf_model_files | cpu_llm.infra.gguf_model_plan(listing.json, 'Q6_K') }}"
 """
 
 RETURN = r"""
