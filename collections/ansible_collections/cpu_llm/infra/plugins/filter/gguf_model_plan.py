@@ -1,41 +1,10 @@
-"""Filter gguf_model_plan: thin Ansible glue over module_utils/gguf_plan.py."""
+"""Filters gguf_model_plan, gguf_model_with_sizes: thin Ansible glue over module_utils/gguf_plan.py.
+
+Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
+"""
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_plan
-
-DOCUMENTATION = r"""
-name: gguf_model_plan
-short_description: Resolve a GGUF model to its verified file list
-description:
-  - Takes the inventory's file list (or a quant tag) and the Hugging Face tree listing, and returns
-    every file with its sha256 and size, first shard first. Refuses incomplete shard sets, malformed
-    checksums, and files whose checksum cannot be established.
-options:
-  _input:
-    description: gguf_model_files, a list of names or of dicts with name and optional sha256.
-    type: list
-    required: true
-  listing:
-    description: JSON answer of C({endpoint}/api/models/{repo}/tree/{revision}?recursive=true), or null.
-    type: list
-  quant:
-    description: Quant tag used when the file list is empty, e.g. Q6_K.
-    type: str
-  allow_unverified:
-    description: Accept files without a known sha256.
-    type: bool
-    default: false
-"""
-
-EXAMPLES = r"""
-plan: "{{ gguf_model_files | cpu_llm.infra.gguf_model_plan(listing.json, 'Q6_K') }}"
-"""
-
-RETURN = r"""
-_value:
-  description: List of dicts with name (basename), path (in the repository), sha256 and size.
-  type: list
-"""
 
 
 def gguf_model_plan(files, listing=None, quant="Q6_K", allow_unverified=False):

@@ -1,32 +1,10 @@
-"""Filters for the benchmark role: thin Ansible glue over module_utils/bench_report.py."""
+"""Filters for the benchmark role: thin Ansible glue over module_utils/bench_report.py.
+
+Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
+"""
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report
-
-DOCUMENTATION = r"""
-name: llm_exec_start
-short_description: The llama-server command line from a systemd unit
-description:
-  - Parses the ExecStart of C(systemctl cat llama-server) into numactl arguments, binary and options, so a
-    benchmark runs with exactly the service's binary, model, threads and NUMA policy. The same file provides
-    C(llm_likwid_gbs), C(llm_llama_bench), C(llm_service_tps), C(llm_bench_report), C(llm_bench_markdown)
-    and C(llm_bench_svg).
-options:
-  _input:
-    description: Text of the unit.
-    type: str
-    required: true
-"""
-
-EXAMPLES = r"""
-service: "{{ unit.stdout | cpu_llm.infra.llm_exec_start }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Dict with numactl (list), binary (str) and options (dict of llama-server options).
-  type: dict
-"""
 
 
 def _wrap(function):
