@@ -1,13 +1,9 @@
 """playbooks/benchmark.yml against the converged container: the report exists and adds up."""
 
 import json
-import sys
-from pathlib import Path
 
+import playbook  # molecule/shared/playbook.py (pytest.ini: pythonpath)
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-import playbook  # molecule/shared/playbook.py
 
 
 @pytest.fixture(scope="module")

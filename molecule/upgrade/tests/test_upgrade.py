@@ -17,8 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-import playbook  # molecule/shared/playbook.py
+import playbook  # molecule/shared/playbook.py (pytest.ini: pythonpath)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
