@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-import throughput_model as llm_throughput  # noqa: E402
+# A standalone script: the one place outside Ansible and pytest (pytest.ini) that needs the
+# embedded collection's root on the import path to import the model by its collection name.
+sys.path.insert(0, str(ROOT / "collections"))
+from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as llm_throughput  # noqa: E402
 
 IK_SPEEDUP = 1.15
 

@@ -4,7 +4,7 @@ import json
 import os
 from pathlib import Path
 
-import playbook  # molecule/shared/playbook.py (PYTHONPATH: .config/molecule/config.yml)
+import playbook  # molecule/shared/playbook.py (on the path through pytest.ini)
 import pytest
 
 CACHE = Path(os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra"))

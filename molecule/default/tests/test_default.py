@@ -5,7 +5,7 @@ import os
 import re
 import shlex
 
-import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
+import generation  # molecule/shared/generation.py (on the path through pytest.ini)
 import pytest
 
 MODEL_DIR = "/srv/llm/models"

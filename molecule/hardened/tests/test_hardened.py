@@ -3,7 +3,7 @@
 import json
 import shlex
 
-import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
+import generation  # molecule/shared/generation.py (on the path through pytest.ini)
 
 KEY = "molecule-test-key-0123456789"
 KEY_FILE = "/etc/llama-server/api-key"

@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import generation  # molecule/shared/generation.py (PYTHONPATH: .config/molecule/config.yml)
-import playbook  # molecule/shared/playbook.py (PYTHONPATH: .config/molecule/config.yml)
+import generation  # molecule/shared/generation.py (on the path through pytest.ini)
+import playbook  # molecule/shared/playbook.py (on the path through pytest.ini)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]

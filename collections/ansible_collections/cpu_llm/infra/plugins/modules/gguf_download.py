@@ -33,7 +33,7 @@ options:
 
 EXAMPLES = r"""
 - name: Fetch one shard
-  gguf_download:
+  cpu_llm.infra.gguf_download:
     url: https://huggingface.co/org/model-GGUF/resolve/main/model-Q6_K-00001-of-00003.gguf
     dest: /srv/llm/models/org--model-GGUF/main/model-Q6_K-00001-of-00003.gguf
     staging_dir: /srv/llm/models/.staging/org--model-GGUF/main
@@ -47,11 +47,7 @@ sha256: {description: sha256 of the file in place, returned: always, type: str}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-
-try:
-    from ansible.module_utils.resumable_download import DownloadError, fetch
-except ImportError:  # unit tests import the plain module from plugins/module_utils
-    from resumable_download import DownloadError, fetch  # type: ignore[no-redef]
+from ansible_collections.cpu_llm.infra.plugins.module_utils.resumable_download import DownloadError, fetch
 
 
 def main():

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-import llm_hardware
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.module_utils import llm_hardware
 
-DMI = Path(__file__).resolve().parents[1] / "fixtures" / "dmi"
+DMI = Path(__file__).resolve().parents[3] / "fixtures" / "dmi"
 EXPECTED = json.loads((DMI / "expected.json").read_text())
 KEYS = {"sockets", "cpu_model", "memory_type", "memory_speed_mts", "memory_speed_rated_mts", "dimm_slots",
         "dimms_populated", "memory_total_bytes", "memory_channels"}

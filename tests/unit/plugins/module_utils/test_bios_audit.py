@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import bios_audit
-import llm_hardware
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.module_utils import bios_audit, llm_hardware
 
-DMI = Path(__file__).resolve().parents[1] / "fixtures" / "dmi"
+DMI = Path(__file__).resolve().parents[3] / "fixtures" / "dmi"
 
 
 def facts(name, **extra):

@@ -2,8 +2,8 @@
 
 import json
 
-import bench_report as br
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report as br
 
 UNIT = """# /etc/systemd/system/llama-server.service
 [Service]

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import resumable_download as rd
+from ansible_collections.cpu_llm.infra.plugins.module_utils import resumable_download as rd
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 HUB = ROOT / "tests" / "support" / "hf_server.py"
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

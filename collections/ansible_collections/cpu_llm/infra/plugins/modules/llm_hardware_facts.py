@@ -29,10 +29,10 @@ notes:
 
 EXAMPLES = r"""
 - name: Gather memory and CPU facts
-  llm_hardware_facts:
+  cpu_llm.infra.llm_hardware_facts:
 
 - name: A VM that cannot read DMI
-  llm_hardware_facts:
+  cpu_llm.infra.llm_hardware_facts:
     overrides:
       memory_channels: 12
       memory_speed_mts: 4800
@@ -57,11 +57,7 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-
-try:
-    from ansible.module_utils import llm_hardware as hw
-except ImportError:  # unit tests import the plain module from plugins/module_utils
-    import llm_hardware as hw  # type: ignore[no-redef]
+from ansible_collections.cpu_llm.infra.plugins.module_utils import llm_hardware as hw
 
 FIELDS = ("cpu_model", "cpu_vendor", "sockets", "cores", "threads", "threads_per_core", "numa_nodes", "cpu_flags",
           "memory_type", "memory_speed_mts", "memory_speed_rated_mts", "memory_channels", "memory_channels_max",

@@ -1,12 +1,7 @@
 """Filter llm_bios_audit: thin Ansible glue over module_utils/bios_audit.py."""
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-import bios_audit as _audit  # plain Python shared with the unit tests
+from ansible_collections.cpu_llm.infra.plugins.module_utils import bios_audit as _audit
 
 DOCUMENTATION = r"""
 name: llm_bios_audit
@@ -23,7 +18,7 @@ options:
 """
 
 EXAMPLES = r"""
-audit: "{{ llm_hardware | llm_bios_audit }}"
+audit: "{{ llm_hardware | cpu_llm.infra.llm_bios_audit }}"
 """
 
 RETURN = r"""

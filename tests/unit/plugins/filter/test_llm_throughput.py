@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from llm_throughput import FilterModule, llm_gguf_quant, llm_kv_cache_bytes
-from llm_throughput import llm_throughput as throughput
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_throughput import (
+    FilterModule,
+    llm_gguf_quant,
+    llm_kv_cache_bytes,
+)
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_throughput import llm_throughput as throughput
 
-POINTS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "throughput_calibration.json").read_text())
+POINTS = json.loads((Path(__file__).resolve().parents[3] / "fixtures" / "throughput_calibration.json").read_text())
 IK_SPEEDUP = 1.15  # ik_llama.cpp is 10-25% faster at generation (calibration file)
 
 SEED = {"cpu_model": "AMD EPYC 9124 16-Core Processor", "sockets": 2, "cores": 32, "numa_nodes": 2,

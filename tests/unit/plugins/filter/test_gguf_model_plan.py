@@ -2,8 +2,8 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from gguf_model_plan import gguf_model_plan as plan
-from gguf_model_plan import gguf_model_with_sizes
+from ansible_collections.cpu_llm.infra.plugins.filter.gguf_model_plan import gguf_model_plan as plan
+from ansible_collections.cpu_llm.infra.plugins.filter.gguf_model_plan import gguf_model_with_sizes
 
 SHA = {i: f"{i:064x}" for i in range(1, 10)}
 

@@ -19,7 +19,7 @@ options:
 
 EXAMPLES = r"""
 - name: Wait for llama-server
-  llm_wait_healthy:
+  cpu_llm.infra.llm_wait_healthy:
     url: http://127.0.0.1:8080/health
     unit: llama-server.service
     timeout: 900

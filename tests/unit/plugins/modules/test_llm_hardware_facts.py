@@ -5,10 +5,10 @@ import os
 import subprocess
 from pathlib import Path
 
-import llm_hardware_facts as mod
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.modules import llm_hardware_facts as mod
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 FIX = ROOT / "tests" / "fixtures"
 
 
@@ -76,7 +76,7 @@ def test_unparseable_lscpu_fails_with_its_output():
 def test_module_runs_through_ansible_in_check_mode():
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    out = subprocess.run(["ansible", "localhost", "-m", "llm_hardware_facts", "--check", "-o"],
+    out = subprocess.run(["ansible", "localhost", "-m", "cpu_llm.infra.llm_hardware_facts", "--check", "-o"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     facts = json.loads(out.stdout.split("=>", 1)[1])["ansible_facts"]["llm_hardware"]

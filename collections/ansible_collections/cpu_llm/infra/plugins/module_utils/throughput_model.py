@@ -35,14 +35,16 @@ limit), scaled by NUMA placement:
 * SYNC_US = 4.7 us per layer per thread, from the two EPYC 9554 Phi-4 points (Q4_K_M and Q8_0
   leave the same ~11.5 ms unexplained at 64 threads) and the Xeon 8480 point (8 ms at 52 threads).
 
-Fitted on ../../tests/fixtures/throughput_calibration.json; benchmarks/throughput_error.py
+Fitted on tests/fixtures/throughput_calibration.json (repository root); benchmarks/throughput_error.py
 prints the error on every point.
 """
 
 import math
 import re
 
-from llm_hardware import channels_per_socket as _channels_per_socket
+from ansible_collections.cpu_llm.infra.plugins.module_utils.llm_hardware import (
+    channels_per_socket as _channels_per_socket,
+)
 
 NUMA_MODES = ("interleave", "distribute", "isolate", "none")
 
