@@ -13,12 +13,13 @@ name: llm_throughput
 short_description: Expected llama.cpp token generation speed on a CPU server
 description:
   - Predicts batch-1 token generation speed of mainline llama.cpp from memory channels, memory
-    speed, sockets, cores and NUMA placement, and the model's size.
-  - "Model: t_token = max(bytes per token / effective bandwidth, compute time) + per-layer thread
-    synchronisation. Effective bandwidth accounts for sustained DIMM efficiency, AMD chiplet (CCD)
-    link limits, per-thread limits and NUMA placement. Constants and their sources are documented in
-    plugins/module_utils/throughput_model.py; benchmarks/throughput_error.py prints the error on
-    published measurements."
+    speed, sockets, cores and NUMA placement, and the model's profile (GGUF header) or size.
+  - "Model: t_token = max(bytes per token / effective bandwidth, compute time) + ggml barrier time
+    (graph nodes x threads x a fitted per-thread cost). Routed mixture-of-experts weights are read at a
+    fitted fraction of the bandwidth. Effective bandwidth accounts for sustained DIMM efficiency, AMD
+    chiplet (CCD) link limits, per-thread limits and NUMA placement. Constants and their sources are
+    documented in plugins/module_utils/throughput_model.py; benchmarks/throughput_error.py prints the
+    in-sample and leave-one-out error on published measurements."
 options:
   _input:
     description:
@@ -29,8 +30,12 @@ options:
     required: true
   model:
     description:
-      - C(size_bytes) (all shards, required); C(active_bytes) (bytes of weights read per token,
-        mixture-of-experts); C(quant) (e.g. Q6_K); optional C(layers), C(params).
+      - The GGUF header profile, C(size_bytes) (all shards, required), C(active_bytes) (weights read per token,
+        all tensors but token_embd, routed experts at used/total), C(active_params), C(n_layer), C(n_embd),
+        C(n_head), C(n_head_kv), C(expert_count), C(expert_used_count), C(kv_bytes_per_token), C(quant_mix),
+        C(dense).
+      - Old-style dicts still work, C(size_bytes) or C(size_gb), C(quant) (for example Q6_K), optional C(active_bytes),
+        C(params), C(layers); what the profile would give is then estimated and a warning says so.
     type: dict
     required: true
   threads:
@@ -70,11 +75,22 @@ _value:
     effective_bandwidth_gbs: {description: bandwidth llama.cpp is expected to sustain, type: float}
     bytes_per_token: {description: bytes of weights (and KV cache) read per token, type: int}
     tokens_per_second: {description: expected generation speed, type: float}
+    tokens_per_second_low:
+      description: estimate x the 10th percentile of measured/predicted over held-out calibration points
+      type: float
+    tokens_per_second_high:
+      description: estimate x the 90th percentile of measured/predicted over held-out calibration points
+      type: float
+    seconds_per_token_parts: {description: memory, compute and sync seconds per token, type: dict}
     tokens_per_second_ceiling: {description: peak bandwidth / bytes per token, type: float}
     seconds_per_token: {description: 1 / tokens_per_second, type: float}
     bound: {description: memory or compute, type: str}
     fits_in_memory: {description: model + KV cache fit RAM; null when RAM size is unknown, type: bool}
-    warnings: {description: things a person can act on, type: list, elements: str}
+    warnings:
+      description: things a person can act on, fallbacks taken for a missing profile, and inputs outside
+        what the calibration points cover ("Outside the calibration ...")
+      type: list
+      elements: str
 """
 
 
