@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import pytest
-from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model
 from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_throughput import (
     FilterModule,
@@ -13,6 +12,7 @@ from ansible_collections.cpu_llm.infra.plugins.filter.llm_throughput import (
     llm_kv_cache_bytes,
 )
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_throughput import llm_throughput as throughput
+from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 RAW = [json.loads((FIXTURES / name).read_text()) for name in ("throughput_calibration.json", "throughput_more.json")]
