@@ -194,11 +194,19 @@ class _HttpSource:
             raise GGUFFetchError(f"{self.name}: cannot fetch: {reason}") from None
         if response.status == 206:
             with response:
+                self._check_range(response.headers.get("Content-Range", ""), start)
                 return self._read_body(response, length)
         # 200: the server ignored Range and sends the whole file. Keep the stream and read only
         # as far as the header needs; close() drops the connection before the tensor data.
         self._stream, self._stream_pos = response, 0
         return self._read_stream(start, length)
+
+    def _check_range(self, content_range, start):
+        """A 206 must start where asked: bytes from elsewhere would parse as garbage."""
+        first = content_range.removeprefix("bytes ").split("-", 1)[0]
+        if not first.isdigit() or int(first) != start:
+            raise GGUFFetchError(f"{self.name}: asked for bytes from {start}, "
+                                 f"server answered Content-Range {content_range!r}")
 
     def _read_stream(self, start, length):
         while self._stream_pos < start:  # skip (only if a caller ever asks out of order)

@@ -16,10 +16,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import gguf  # test dependency (requirements-dev.txt): llama.cpp's own writer and reader
+import gguf_header as gh
 import pytest
-
-gguf = pytest.importorskip("gguf")
-import gguf_header as gh  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
