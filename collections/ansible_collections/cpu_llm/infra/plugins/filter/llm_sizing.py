@@ -1,0 +1,89 @@
+"""Filter llm_sizing: thin glue over module_utils/sizing.py."""
+
+DOCUMENTATION = r"""
+name: llm_sizing
+short_description: The sizing report, and whether a model fits a host's RAM and disk
+description:
+  - Estimates generation speed (when the hardware facts allow it), the RAM the service needs
+    (weights + KV cache for the context + overhead) and the disk the download needs, and renders
+    the sizing report. The one rule for "does it fit", used by the preflight role's report and
+    its stop and by playbooks/estimate.yml.
+  - The KV cache is exact when the model carries C(kv_bytes_per_token) from its GGUF header.
+positional: _input, model
+options:
+  _input:
+    description: Hardware facts (C(ansible_facts.llm_hardware)) or hand-written hardware.
+    type: dict
+    required: true
+  model:
+    description: C(size_bytes), and optionally C(quant), C(active_bytes), C(kv_bytes_per_token),
+      C(expert_count), C(expert_used_count) (a GGUF profile carries them all).
+    type: dict
+    required: true
+  context_tokens:
+    description: Tokens of KV cache over all slots (context per slot x slots).
+    type: int
+    required: true
+  threads:
+    description: Threads the service runs with.
+    type: int
+    required: true
+  numa:
+    description: NUMA placement (interleave, distribute, isolate, none).
+    type: str
+    default: interleave
+  overhead_bytes:
+    description: RAM beyond weights and KV cache (compute buffers, the OS).
+    type: int
+    default: 0
+  disk:
+    description: C(free), C(present), C(margin) bytes and C(path); omit to skip the disk check.
+    type: dict
+  name:
+    description: The model's name in the report.
+    type: str
+    default: model
+  host:
+    description: The host's name in the report's title.
+    type: str
+"""
+
+EXAMPLES = r"""
+sizing: >-
+  {{ ansible_facts.llm_hardware | cpu_llm.infra.llm_sizing({'size_bytes': 300e9, 'quant': 'Q6_K'},
+     context_tokens=4096, threads=32, overhead_bytes=4294967296) }}
+"""
+
+RETURN = r"""
+_value:
+  description: The sizing.
+  type: dict
+  contains:
+    estimate: {description: llm_throughput's result, empty when the hardware is not known enough, type: dict}
+    unknowns: {description: hardware facts the estimate needs but does not have, type: list, elements: str}
+    memory: {description: "bytes: model, kv, overhead, total; kv_how says how the KV cache was sized", type: dict}
+    ram_fits: {description: total <= the host's RAM; null when the RAM size is unknown, type: bool}
+    disk: {description: "free and needed bytes, path; null without a disk check", type: dict}
+    disk_fits: {description: needed <= free; null without a disk check, type: bool}
+    fits: {description: neither RAM nor disk is known to be short, type: bool}
+    warnings: {description: things a person can act on, type: list, elements: str}
+    report: {description: the report text, type: str}
+    failure: {description: why it does not fit, naming the fix; empty when it fits, type: str}
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throughput_model
+
+
+def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
+               name="model", host=None):
+    try:
+        return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
+                           overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host)
+    except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
+
+
+class FilterModule:
+    def filters(self):
+        return {"llm_sizing": llm_sizing}

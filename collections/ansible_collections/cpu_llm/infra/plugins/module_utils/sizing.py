@@ -1,0 +1,170 @@
+"""Sizing: can the speed be estimated, does the model fit RAM and disk, and the report that says so.
+
+Plain Python, no Ansible imports. One answer per question, used by every caller: the preflight
+role's report and its stop, and playbooks/estimate.yml (hardware that does not exist yet).
+
+- Is the hardware known enough to estimate speed? `hardware_unknowns()`: the facts the
+  throughput model needs (sockets, cores, NUMA nodes, populated channels, DIMM speed).
+- Does the model fit in RAM? `memory_need()`: the weights + the KV cache for every slot's context
+  + a fixed overhead (llama.cpp's compute buffers and the OS). The KV cache is exact when the
+  model's GGUF header was read (kv_bytes_per_token), else the throughput model's generic estimate.
+- Does it fit on disk? `disk_need()`: the files not on disk yet + a margin.
+"""
+
+from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model
+
+GB = 1e9
+# What the throughput model needs to know about the host (llm_hardware fact names).
+ESTIMATE_NEEDS = ("sockets", "cores", "numa_nodes", "memory_channels", "memory_speed_mts")
+OVERRIDE_HINT = "set preflight_hardware_overrides, e.g. {memory_channels: 12, memory_speed_mts: 4800}"
+
+
+class SizingError(ValueError):
+    """Bad input; the message names the field and the expected form."""
+
+
+def _int(mapping, key, name, default=None):
+    value = mapping.get(key, default)
+    if value is None:
+        raise SizingError(f"{name}.{key} is required (a whole number >= 0)")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SizingError(f"{name}.{key} must be a whole number, got {value!r}") from None
+    if number < 0:
+        raise SizingError(f"{name}.{key} must be >= 0, got {value!r}")
+    return number
+
+
+def hardware_unknowns(hardware):
+    """The facts the estimate needs but the host did not show (empty: the estimate can run)."""
+    return [key for key in ESTIMATE_NEEDS if hardware.get(key) in (None, "", 0)]
+
+
+def kv_cache(model, context_tokens):
+    """(bytes, how) of the KV cache for context_tokens tokens over all slots."""
+    per_token = model.get("kv_bytes_per_token")
+    if per_token:
+        swa = int(model.get("kv_swa_bytes_per_token") or 0)
+        window = int(model.get("kv_swa_window") or 0)
+        exact = int(per_token) * context_tokens + swa * min(context_tokens, window or context_tokens)
+        return exact, f"from the GGUF header ({model.get('kv_method', 'per layer')})"
+    return throughput_model.kv_cache_bytes(model, context_tokens), "estimated from the size (header not read)"
+
+
+def memory_need(model, context_tokens, overhead_bytes):
+    """The RAM the service needs: {model, kv, kv_how, overhead, total} in bytes."""
+    size = _int(model, "size_bytes", "model")
+    kv, how = kv_cache(model, context_tokens)
+    return {"model": size, "kv": kv, "kv_how": how, "overhead": overhead_bytes,
+            "total": size + kv + overhead_bytes}
+
+
+def disk_need(size_bytes, present_bytes, margin_bytes):
+    """Bytes of free disk needed: what is not on disk yet, plus the margin."""
+    return max(0, size_bytes - present_bytes) + margin_bytes
+
+
+def _warnings(hardware):
+    """What the facts show that a person can act on, beyond the throughput model's own advice."""
+    out = []
+    if hardware.get("numa_balancing"):
+        out.append("kernel.numa_balancing is on: it migrates the pages of the model and stalls generation; "
+                   "the os_tuning role turns it off")
+    if hardware.get("smt_active"):
+        out.append(f"SMT is on: the service uses one thread per physical core ({hardware.get('cores')}), "
+                   "which is right for memory-bound generation; SMT can stay on")
+    inferred = any(d.get("size_bytes") and d.get("channel") is None for d in hardware.get("dimms") or [])
+    if "memory_channels" in (hardware.get("sources") or {}) and inferred:
+        out.append("The channel count is inferred from slot numbering: confirm it against the board manual")
+    return out
+
+
+def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
+         name="model", host=None):
+    """Everything the sizing report shows, and whether the play may go on.
+
+    model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
+    disk: {free, present, margin, path} in bytes, or None when there is no disk to check.
+    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, report, failure}.
+    """
+    if not isinstance(hardware, dict) or not isinstance(model, dict):
+        raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
+    unknowns = hardware_unknowns(hardware)
+    estimate = {} if unknowns else throughput_model.estimate(hardware, model, threads=threads, numa=numa)
+    memory = memory_need(model, context_tokens, overhead_bytes)
+    total_ram = hardware.get("memory_total_bytes")
+    ram_fits = None if not total_ram else memory["total"] <= int(total_ram)
+    disk_view = None
+    if disk is not None:
+        needed = disk_need(memory["model"], _int(disk, "present", "disk", 0), _int(disk, "margin", "disk", 0))
+        disk_view = {"free": _int(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
+    disk_fits = None if disk_view is None else disk_view["needed"] <= disk_view["free"]
+    warnings = list(estimate.get("warnings", [])) + _warnings(hardware)
+    result = {
+        "estimate": estimate, "unknowns": unknowns, "memory": memory, "ram_fits": ram_fits,
+        "disk": disk_view, "disk_fits": disk_fits, "fits": ram_fits is not False and disk_fits is not False,
+        "warnings": warnings,
+    }
+    result["report"] = render(hardware, model, result, name=name, host=host, context_tokens=context_tokens)
+    result["failure"] = "" if result["fits"] else _failure(hardware, model, result, name)
+    return result
+
+
+def _gb(value, digits=1):
+    return f"{(value or 0) / GB:.{digits}f}"
+
+
+def _q(value):
+    return "?" if value in (None, "") else value
+
+
+def render(hardware, model, result, *, name, host, context_tokens):
+    """The sizing report as a person reads it, one line per fact."""
+    hw, est, mem = hardware, result["estimate"], result["memory"]
+    channels_max = hw.get("memory_channels_max") or est.get("memory_channels_max")
+    lines = [
+        "Sizing report" + (f" for {host}" if host and host != "localhost" else ""),
+        f"  CPU      {hw.get('cpu_model') or 'unknown'}: {_q(hw.get('sockets'))} socket(s), "
+        f"{_q(hw.get('cores'))} cores, {_q(hw.get('threads'))} threads, {_q(hw.get('numa_nodes'))} NUMA node(s)",
+        f"  Memory   {hw.get('memory_type') or 'type unknown'}, {_q(hw.get('memory_channels'))} of "
+        f"{_q(channels_max)} channels populated, {_q(hw.get('memory_speed_mts'))} MT/s (rated "
+        f"{_q(hw.get('memory_speed_rated_mts'))}), {_gb(hw.get('memory_total_bytes'))} GB",
+        f"  Model    {name}: {_gb(mem['model'], 2)} GB" + (f", {model['quant']}" if model.get("quant") else ""),
+    ]
+    if model.get("expert_count"):
+        lines.append(f"  Experts  mixture of experts: {model.get('expert_used_count')} of {model['expert_count']} "
+                     f"used per token, {_gb(model.get('active_bytes'), 2)} GB read per token")
+    elif model.get("active_bytes"):
+        lines.append(f"  Active   {_gb(model['active_bytes'], 2)} GB read per token")
+    if est:
+        lines += [
+            f"  Bandwidth  peak {est['peak_bandwidth_gbs']} GB/s, expected effective {est['effective_bandwidth_gbs']}"
+            f" GB/s (numa {est['numa']}, {est['threads']} threads)",
+            f"  Tokens/s   expected {est['tokens_per_second']:.2f}"
+            + (f" (ceiling {est['tokens_per_second_ceiling']:.2f})" if est.get("tokens_per_second_ceiling") else "")
+            + f", {est['seconds_per_token']:.3f} s per token, {est['bound']}-bound",
+        ]
+    else:
+        lines.append(f"  Tokens/s   unknown: {', '.join(result['unknowns'])} unknown "
+                     f"({hw.get('dmi_status') or 'not given'}); {OVERRIDE_HINT}")
+    lines.append(f"  RAM        needs {_gb(mem['total'])} GB (model + {_gb(mem['kv'], 2)} GB KV cache for "
+                 f"{context_tokens} tokens, {mem['kv_how']}, + {_gb(mem['overhead'])} GB overhead), has "
+                 f"{_gb(hw.get('memory_total_bytes'))} GB")
+    disk = result["disk"]
+    if disk is not None:
+        lines.append(f"  Disk       needs {_gb(disk['needed'])} GB more under {disk['path']}, "
+                     f"{_gb(disk['free'])} GB free")
+    lines += [f"  WARNING    {warning}" for warning in result["warnings"]]
+    return "\n".join(lines)
+
+
+def _failure(hardware, model, result, name):
+    mem, disk = result["memory"], result["disk"] or {}
+    parts = [f"{name} needs {_gb(mem['total'])} GB of RAM (model {_gb(mem['model'])} GB + KV cache "
+             f"{_gb(mem['kv'])} GB + overhead); the host has {_gb(hardware.get('memory_total_bytes'))} GB."]
+    if disk:
+        parts.append(f"Disk: needs {_gb(disk['needed'])} GB free under {disk['path']}, has {_gb(disk['free'])} GB.")
+    parts.append("Choose a smaller quant or model, add memory or disk, "
+                 "or set preflight_ignore_fit: true to run anyway.")
+    return " ".join(parts)
