@@ -41,6 +41,12 @@ def render(role_dir):
         if isinstance(description, list):
             description = " ".join(description)
         lines.append(f"| `{name}` | {kind} | {default.replace('|', '&#124;')} | {description.replace('|', '&#124;')} |")
+    exports_file = role_dir / "meta" / "exports.yml"
+    exports = (yaml.safe_load(exports_file.read_text()) if exports_file.exists() else None) or {}
+    lines += ["", "## Exports", "",
+              "Facts this role sets for the roles after it (`meta/exports.yml`); other roles read nothing else",
+              "of it.", ""]
+    lines += ([f"- `{name}`: {text.strip()}" for name, text in exports.items()] or ["None."])
     lines += ["", "## Example playbook", "", "```yaml", "- hosts: llm_servers", "  become: true", "  roles:",
               f"    - {role_dir.name}", "```", "",
               "In this repository the roles run together from `site.yml`; see the top-level README.", ""]

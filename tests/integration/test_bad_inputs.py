@@ -49,6 +49,10 @@ CASES = [
     ({"llama_cpp_source_url": "file:///etc/passwd"}, "llama_cpp_source_url must be an http:// or https:// URL"),
     ({"llama_cpp_prefix": "opt/llama.cpp"}, "llama_cpp_prefix must be an absolute path"),
     ({"os_tuning_sysctl_overrides": {"vm.swappiness; reboot": 1}}, "is not a sysctl key"),
+    ({"llm_threads": 4096}, "llm_threads must be 1 to"),
+    ({"llm_service_user": "root"}, "llm_service_user must be a system user name other than root"),
+    ({"llm_ctx_size": 16}, "llm_ctx_size must be at least 128"),
+    ({"llm_parallel": 0}, "llm_parallel must be at least 1"),
     ({"preflight_numa": "spread"}, "preflight_numa must be one of: interleave, distribute, isolate, none"),
 ]
 
@@ -88,5 +92,5 @@ def test_good_input_passes_every_check():
     failed = [t for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
     assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]
     names = [t["task"]["name"] for t in tasks]
-    for role in ("os_tuning", "llama_cpp", "gguf_model", "llama_server", "preflight"):
+    for role in ("llm", "os_tuning", "llama_cpp", "gguf_model", "llama_server", "preflight"):
         assert any(n.startswith(f"{role} : Validating arguments") for n in names), role

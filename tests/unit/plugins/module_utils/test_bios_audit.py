@@ -73,4 +73,4 @@ def test_nps4_numa_balancing_and_smt():
 
 def test_a_vm_without_dmi_gets_told_how_to_supply_the_facts():
     findings = bios_audit.audit({"sockets": 1, "cores": 2, "dmi_status": "dmidecode failed: /dev/mem"})
-    assert by_check(findings, "dmi")[0]["action"].endswith("preflight_hardware_overrides")
+    assert by_check(findings, "dmi")[0]["action"].endswith("llm_hardware_overrides")

@@ -41,9 +41,9 @@ def test_exact_kv_from_the_header_is_used_with_sliding_window_layers():
 
 
 def test_disk_counts_only_what_is_missing_plus_the_margin():
-    assert sizing.disk_need(100, 40, 5) == 65
-    assert sizing.disk_need(100, 100, 5) == 5
-    disk = {"free": 64, "present": 40, "margin": 5, "path": "/srv/llm/models"}
+    assert sizing.disk_need(60, 5) == 65
+    assert sizing.disk_need(0, 5) == 5
+    disk = {"free": 64, "missing": 60, "margin": 5, "path": "/srv/llm/models"}
     result = sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32, disk=disk)
     assert result["disk_fits"] is False and result["fits"] is False
     assert "Disk: needs 0.0 GB free under /srv/llm/models" in result["failure"]

@@ -37,7 +37,8 @@ options:
     type: int
     default: 0
   disk:
-    description: C(free), C(present), C(margin) bytes and C(path); omit to skip the disk check.
+    description: C(free), C(missing) (bytes of the model not on disk yet), C(margin) bytes and C(path);
+      omit to skip the disk check.
     type: dict
   name:
     description: The model's name in the report.

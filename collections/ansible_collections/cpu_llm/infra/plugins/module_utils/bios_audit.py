@@ -119,6 +119,6 @@ def audit(hw):
         findings.append(_finding(
             "dmi", "info", f"memory layout unknown ({hw.get('dmi_status', 'no DMI data')})",
             "run on the bare-metal host as root with dmidecode installed, or state memory_channels and "
-            "memory_speed_mts in preflight_hardware_overrides"))
+            "memory_speed_mts in llm_hardware_overrides"))
     order = {"warning": 0, "info": 1}
     return sorted(findings, key=lambda f: order[f["severity"]])

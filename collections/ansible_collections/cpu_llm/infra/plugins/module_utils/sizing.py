@@ -8,7 +8,7 @@ role's report and its stop, and playbooks/estimate.yml (hardware that does not e
 - Does the model fit in RAM? `memory_need()`: the weights + the KV cache for every slot's context
   + a fixed overhead (llama.cpp's compute buffers and the OS). The KV cache is exact when the
   model's GGUF header was read (kv_bytes_per_token), else the throughput model's generic estimate.
-- Does it fit on disk? `disk_need()`: the files not on disk yet + a margin.
+- Does it fit on disk? `disk_need()`: the bytes not on disk yet + a margin.
 """
 
 from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model
@@ -16,7 +16,7 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_mo
 GB = 1e9
 # What the throughput model needs to know about the host (llm_hardware fact names).
 ESTIMATE_NEEDS = ("sockets", "cores", "numa_nodes", "memory_channels", "memory_speed_mts")
-OVERRIDE_HINT = "set preflight_hardware_overrides, e.g. {memory_channels: 12, memory_speed_mts: 4800}"
+OVERRIDE_HINT = "set llm_hardware_overrides, e.g. {memory_channels: 12, memory_speed_mts: 4800}"
 
 
 class SizingError(ValueError):
@@ -60,9 +60,9 @@ def memory_need(model, context_tokens, overhead_bytes):
             "total": size + kv + overhead_bytes}
 
 
-def disk_need(size_bytes, present_bytes, margin_bytes):
+def disk_need(missing_bytes, margin_bytes):
     """Bytes of free disk needed: what is not on disk yet, plus the margin."""
-    return max(0, size_bytes - present_bytes) + margin_bytes
+    return max(0, missing_bytes) + margin_bytes
 
 
 def _warnings(hardware):
@@ -85,7 +85,8 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     """Everything the sizing report shows, and whether the play may go on.
 
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
-    disk: {free, present, margin, path} in bytes, or None when there is no disk to check.
+    disk: {free, missing, margin, path}: bytes free, bytes of the model not on disk yet, bytes to keep free;
+    None when there is no disk to check.
     Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, report, failure}.
     """
     if not isinstance(hardware, dict) or not isinstance(model, dict):
@@ -97,7 +98,7 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     ram_fits = None if not total_ram else memory["total"] <= int(total_ram)
     disk_view = None
     if disk is not None:
-        needed = disk_need(memory["model"], _int(disk, "present", "disk", 0), _int(disk, "margin", "disk", 0))
+        needed = disk_need(_int(disk, "missing", "disk", memory["model"]), _int(disk, "margin", "disk", 0))
         disk_view = {"free": _int(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
     disk_fits = None if disk_view is None else disk_view["needed"] <= disk_view["free"]
     warnings = list(estimate.get("warnings", [])) + _warnings(hardware)

@@ -16,7 +16,7 @@ options:
     description:
       - "Facts to use instead of what is read, e.g. C({memory_channels: 24, memory_speed_mts: 4800})
         for a VM that cannot see its DIMMs. Keys are those of the returned fact."
-      - Inventory variable C(preflight_hardware_overrides) is passed here by the preflight role.
+      - The inventory variable C(llm_hardware_overrides) is passed here by the roles that read the hardware.
     type: dict
     default: {}
   dmidecode:
@@ -120,7 +120,7 @@ def gather(run, read, overrides=None, dmidecode=None):
 
     for key, value in (overrides or {}).items():
         if key not in facts:
-            raise ParseError(f"preflight_hardware_overrides: unknown key {key!r}; known keys: {', '.join(FIELDS)}")
+            raise ParseError(f"llm_hardware_overrides: unknown key {key!r}; known keys: {', '.join(FIELDS)}")
         facts[key] = value
         sources[key] = "override"
 
