@@ -394,7 +394,6 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0, bandwi
     measured = _number({"bandwidth_gbs": bandwidth_gbs}, "bandwidth_gbs", "options", required=False, minimum=0.001)
     for key in ("memory_channels", "memory_speed_mts"):
         _number(hardware, key, "hardware", minimum=1, required=measured is None)
-    memory_total = _number(hardware, "memory_total_bytes", "hardware", required=False)
     warnings = []
     profile = model_profile(model, warnings)
     if numa not in NUMA_MODES:
@@ -414,13 +413,6 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0, bandwi
 
     warnings += _advice(hardware, profile, threads, cores, used_threads, bound, peak, total_bytes)
     warnings += coverage_warnings(hardware, profile, threads, numa, measured is not None)
-    fits = None
-    if memory_total:
-        needed = profile["size"] + profile["kv_per_token"] * max(context, 4096)
-        fits = needed * 1.05 <= memory_total
-        if not fits:
-            warnings.append(f"The model needs ~{needed / 1e9:.0f} GB with its KV cache but the host has "
-                            f"{memory_total / 1e9:.0f} GB: it would be read from disk for every token.")
     tps = 1 / t_token
     channels_max = hardware.get("memory_channels_max") or (
         (_channels_per_socket(hardware.get("cpu_model") or "") or 0) * hardware["sockets"] or None)
@@ -437,7 +429,6 @@ def estimate(hardware, model, threads=None, numa="interleave", context=0, bandwi
         "seconds_per_token_parts": {"memory": round(t_memory, 4), "compute": round(t_compute, 4),
                                     "sync": round(t_sync, 4)},
         "bound": bound,
-        "fits_in_memory": fits,
         "threads": threads,
         "numa": numa,
         "memory_channels_max": channels_max,

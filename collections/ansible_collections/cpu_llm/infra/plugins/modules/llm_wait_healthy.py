@@ -55,6 +55,30 @@ def healthy(url):
         return False
 
 
+def wait(probe, state, timeout, interval, now=time.monotonic, sleep=time.sleep):
+    """Poll probe() until it is true; stop early when the unit restarts or fails, or at the timeout.
+
+    probe() -> bool (is /health 200); state() -> (ActiveState, NRestarts). Returns
+    {ok, msg, seconds, crashed, restarts}; now and sleep are injectable for tests.
+    """
+    start = now()
+    _, restarts_before = state()
+    while True:
+        if probe():
+            return {"ok": True, "msg": "", "seconds": round(now() - start, 1), "crashed": False, "restarts": 0}
+        active, restarts = state()
+        waited = round(now() - start, 1)
+        new_restarts = restarts - restarts_before
+        if new_restarts > 0 or active == "failed":
+            return {"ok": False, "seconds": waited, "crashed": True, "restarts": new_restarts,
+                    "msg": f"crashed while loading (state {active}, {new_restarts} restart(s) in {waited} s): "
+                           "it will not turn healthy"}
+        if waited >= timeout:
+            return {"ok": False, "seconds": waited, "crashed": False, "restarts": new_restarts,
+                    "msg": f"did not answer 200 within {timeout} s (state {active})"}
+        sleep(interval)
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -68,21 +92,13 @@ def main():
     if module.check_mode:
         module.exit_json(changed=False, seconds=0, crashed=False, restarts=0)
     url, unit = module.params["url"], module.params["unit"]
-    start = time.monotonic()
-    _, restarts_before = unit_state(module, unit)
-    while True:
-        if healthy(url):
-            module.exit_json(changed=False, seconds=round(time.monotonic() - start, 1), crashed=False, restarts=0)
-        state, restarts = unit_state(module, unit)
-        waited = round(time.monotonic() - start, 1)
-        if restarts > restarts_before or state == "failed":
-            module.fail_json(msg=f"{unit} crashed while loading (state {state}, {restarts - restarts_before} "
-                                 f"restart(s) in {waited} s): it will not turn healthy", seconds=waited,
-                             crashed=True, restarts=restarts - restarts_before)
-        if waited >= module.params["timeout"]:
-            module.fail_json(msg=f"{url} did not answer 200 within {module.params['timeout']} s (state {state})",
-                             seconds=waited, crashed=False, restarts=restarts - restarts_before)
-        time.sleep(module.params["interval"])
+    result = wait(lambda: healthy(url), lambda: unit_state(module, unit), module.params["timeout"],
+                  module.params["interval"])
+    if result.pop("ok"):
+        result.pop("msg")
+        module.exit_json(changed=False, **result)
+    subject = unit if result["crashed"] else url
+    module.fail_json(msg=f"{subject} {result.pop('msg')}", **result)
 
 
 if __name__ == "__main__":
