@@ -271,10 +271,33 @@ def tiny_moe_types(name, shape):
     return QType.Q8_0 if "_exps" in name else QType.F16
 
 
-def write_tiny_moe(out, seed=0):
-    p, rng = TINY_MOE, np.random.default_rng(seed)
+def copy_tokenizer(w, source):
+    """Copy every tokenizer.* key (vocabulary, merges, special tokens, chat template) from a real GGUF.
+
+    Returns the vocabulary size. With a real tokenizer llama.cpp loads the model and its server
+    applies the chat template; the weights stay random.
+    """
+    reader = gguf.GGUFReader(source)
+    for name, field in reader.fields.items():
+        if not name.startswith("tokenizer."):
+            continue
+        kind = field.types[0]
+        if kind == gguf.GGUFValueType.ARRAY:
+            w.add_array(name, field.contents())
+        else:
+            w.add_key_value(name, field.contents(), kind)
+    return len(reader.fields["tokenizer.ggml.tokens"].contents())
+
+
+def write_tiny_moe(out, seed=0, tokenizer_from=None):
+    """A 3-layer qwen3moe with 8 experts, 2 used. With tokenizer_from (a real GGUF) llama.cpp can serve it."""
+    p, rng = dict(TINY_MOE), np.random.default_rng(seed)
     w = gguf.GGUFWriter(out, p["arch"])
+    if tokenizer_from:
+        p["n_vocab"] = copy_tokenizer(w, tokenizer_from)
     add_hparams(w, p)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1e6)
     for name, shape in tensors_qwen3moe(p).items():
         _add(w, name, shape, tiny_moe_types(name, shape), rng)
     _write(w)
@@ -311,13 +334,17 @@ def main(argv=None):
     header.add_argument("--quant", choices=["Q4_K_M", "Q6_K", "Q8_0", "MXFP4"], default="Q4_K_M")
     header.add_argument("--split-max-tensors", type=int, default=0, help="split into gguf-split shards")
     header.add_argument("out")
-    for name in ("tiny-moe", "tiny-dense"):
-        sub.add_parser(name).add_argument("out")
+    moe = sub.add_parser("tiny-moe")
+    moe.add_argument("--tokenizer-from", help="a real GGUF whose tokenizer (and chat template) to copy")
+    moe.add_argument("out")
+    sub.add_parser("tiny-dense").add_argument("out")
     args = parser.parse_args(argv)
     if args.command == "header-only":
         paths = write_header_only(args.out, args.layout, args.quant, args.split_max_tensors)
+    elif args.command == "tiny-moe":
+        paths = write_tiny_moe(args.out, tokenizer_from=args.tokenizer_from)
     else:
-        paths = {"tiny-moe": write_tiny_moe, "tiny-dense": write_tiny_dense}[args.command](args.out)
+        paths = write_tiny_dense(args.out)
     for path in paths:
         print(path)
 
