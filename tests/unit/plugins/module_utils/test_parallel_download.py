@@ -185,6 +185,18 @@ def test_parallel_run_continues_a_part_left_by_a_single_stream(hub, tmp_path):
     assert result["chunks_resumed"] == MIB // CHUNK and dest.read_bytes() == PAYLOAD
 
 
+def test_a_part_left_for_another_sha256_is_not_reused(hub, tmp_path, monkeypatch):
+    start, _ = hub
+    url = start()
+    dest, staging = paths(tmp_path)
+    fill_disk_after(monkeypatch, staging, 2 * MIB, wait_done=(0, 1))
+    with pytest.raises(rd.DownloadError):
+        rd.fetch(url, str(dest), str(staging), sha256="f" * 64, size=len(PAYLOAD), connections=2, chunk_size=MIB)
+    monkeypatch.undo()
+    result = fetch(url, dest, staging, connections=2, chunk_size=MIB)
+    assert result["chunks_resumed"] == 0 and dest.read_bytes() == PAYLOAD
+
+
 @pytest.mark.parametrize("status", [429, 503])
 def test_rate_limits_wait_retry_after_then_succeed(hub, tmp_path, status):
     start, log = hub

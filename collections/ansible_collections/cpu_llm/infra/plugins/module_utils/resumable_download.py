@@ -444,7 +444,10 @@ class _Parallel:
         done = _load_state(self.state_path, self.size, self.chunk_size, self.sha256)
         exists = os.path.exists(self.part)
         if done is None or not exists or os.path.getsize(self.part) != self.size:
-            have = os.path.getsize(self.part) if exists and done is None else 0
+            # A part without a state file was left by a single-stream run; with a state file for another
+            # size, chunk size or sha256 (a new revision), its bytes are not this file's: start over.
+            single = exists and not os.path.exists(self.state_path)
+            have = os.path.getsize(self.part) if single else 0
             if have > self.size:
                 have = 0
             # A part left by a single-stream run: its first `have` bytes are good, whole chunks of them count.
