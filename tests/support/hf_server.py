@@ -13,6 +13,17 @@ code; only the endpoint changes. Served from ROOT (prepare_artifacts.py fills it
 Every request is appended to the request log as one JSON line (method, path, range, status,
 bytes sent), so tests can prove a download resumed instead of restarting.
 
+Fault injection (all off by default), for what the real Hub and its CDN do:
+  --max-bytes-per-request N     cut every file transfer after N bytes (a dropped link)
+  --corrupt SUBSTRING           flip one byte mid-file (a bad proxy)
+  --rate-limit-first N          the first N GETs under /resolve/ answer 429 (or --rate-limit-status 503)
+                                with Retry-After: --retry-after SECONDS
+  --redirect-expiring BYTES     /resolve/ GETs answer 302 to /cdn/<token>/<path> (as HF sends LFS files to
+                                its CDN); a token that has served BYTES bytes (or is --redirect-ttl seconds
+                                old) answers --redirect-expired-status (403) to new requests; 0 = never
+  --ignore-range                answer 200 with the whole file to ranged GETs
+  --per-connection-rate B/S     send each response's body at most at B bytes per second
+
 Usage: hf_server.py --root DIR [--port 18080] [--daemon --pidfile F --log F] | --stop --pidfile F
 """
 
@@ -38,6 +49,7 @@ class Sha256Cache:
     def __init__(self):
         self._lock = threading.Lock()
         self._sums = {}
+        self._busy = {}  # one hashing per file: concurrent first requests wait for it instead of re-hashing
 
     def get(self, path):
         stat = path.stat()
@@ -45,13 +57,18 @@ class Sha256Cache:
         with self._lock:
             if key in self._sums:
                 return self._sums[key]
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        with self._lock:
-            self._sums[key] = digest.hexdigest()
-        return self._sums[key]
+            busy = self._busy.setdefault(key, threading.Lock())
+        with busy:
+            with self._lock:
+                if key in self._sums:
+                    return self._sums[key]
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            with self._lock:
+                self._sums[key] = digest.hexdigest()
+            return self._sums[key]
 
 
 def parse_range(header, size):
@@ -114,14 +131,60 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "tree":
             recursive = parse_qs(url.query).get("recursive", ["false"])[0] in ("1", "true", "True")
             return self._tree(parts[2] + "/" + parts[3], parts[5], "/".join(parts[6:]), recursive)
+        if parts[0] == "cdn" and len(parts) > 2:
+            return self._cdn(parts[1], "/" + "/".join(parts[2:]))
         target = self._resolve_path(url.path)
         if target is None or not target.is_file():
             return self._send_json(404, {"error": "Entry not found"})
+        if "/resolve/" in url.path and self.command == "GET":
+            if self._rate_limited():
+                return None
+            if self.server.redirect_expiring is not None:
+                return self._redirect(url.path)
         return self._file(target, "/resolve/" in url.path)
 
-    def _file(self, target, is_model_file):
+    def _rate_limited(self):
+        with self.server.log_lock:
+            limited = self.server.rate_limit_left > 0
+            self.server.rate_limit_left -= limited
+        if not limited:
+            return False
+        body = b'{"error": "rate limited"}'
+        self.send_response(self.server.rate_limit_status)
+        self.send_header("Retry-After", self.server.retry_after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self._record(self.server.rate_limit_status, len(body))
+        return True
+
+    def _redirect(self, path):
+        """Like HF for LFS files: 302 to a signed CDN URL whose token expires."""
+        token = os.urandom(8).hex()
+        with self.server.log_lock:
+            self.server.tokens[token] = {"issued": time.monotonic(), "served": 0}
+        self.send_response(302)
+        self.send_header("Location", f"/cdn/{token}{path}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self._record(302, 0)
+
+    def _cdn(self, token, path):
+        with self.server.log_lock:
+            grant = self.server.tokens.get(token)
+            limit, ttl = self.server.redirect_expiring, self.server.redirect_ttl
+            expired = grant is None or (limit and grant["served"] >= limit) or (
+                ttl is not None and time.monotonic() - grant["issued"] > ttl)
+        if expired:
+            return self._send_json(self.server.redirect_expired_status, {"error": "Request has expired"})
+        target = self._resolve_path(path)
+        if target is None or not target.is_file():
+            return self._send_json(404, {"error": "Entry not found"})
+        return self._file(target, True, grant)
+
+    def _file(self, target, is_model_file, grant=None):
         size = target.stat().st_size
-        rng = parse_range(self.headers.get("Range"), size)
+        rng = None if self.server.ignore_range else parse_range(self.headers.get("Range"), size)
         if rng == "unsatisfiable":
             self.send_response(416)
             self.send_header("Content-Range", f"bytes */{size}")
@@ -145,17 +208,23 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         if self.command != "HEAD":
             limit = self.server.max_bytes_per_request
+            rate = self.server.per_connection_rate
+            began = time.monotonic()
             with open(target, "rb") as handle:
                 handle.seek(start)
                 remaining = length
                 while remaining > 0:
-                    block = handle.read(min(1 << 20, remaining))
+                    block = handle.read(min(256 << 10 if rate else 1 << 20, remaining))
                     if not block:
                         break
                     at = size // 2 - (start + sent)  # the middle of the file, relative to this block
                     if self.server.corrupt and self.server.corrupt in str(target) and 0 <= at < len(block):
                         # Fault injection: one flipped byte mid-file, as a bad link or proxy would do.
                         block = block[:at] + bytes([block[at] ^ 0xFF]) + block[at + 1 :]
+                    if rate:  # throttle: a block leaves when rate x elapsed covers it (256 KiB steps keep it smooth)
+                        ahead = (sent + len(block)) / rate - (time.monotonic() - began)
+                        if ahead > 0:
+                            time.sleep(ahead)
                     if limit is not None and sent + len(block) > limit:
                         # Fault injection: cut the connection mid-transfer, like a dropped link.
                         block = block[: max(limit - sent, 0)]
@@ -168,6 +237,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(block)
                     sent += len(block)
                     remaining -= len(block)
+                    if grant is not None:
+                        with self.server.log_lock:
+                            grant["served"] += len(block)
         return self._record(206 if rng else 200, sent, (start, end) if rng else None)
 
     def _tree(self, repo, revision, sub, recursive):
@@ -219,6 +291,15 @@ def serve(args):
     server.log_lock = threading.Lock()
     server.max_bytes_per_request = args.max_bytes_per_request
     server.corrupt = args.corrupt
+    server.rate_limit_left = args.rate_limit_first
+    server.rate_limit_status = args.rate_limit_status
+    server.retry_after = args.retry_after
+    server.redirect_expiring = args.redirect_expiring
+    server.redirect_ttl = args.redirect_ttl
+    server.redirect_expired_status = args.redirect_expired_status
+    server.tokens = {}
+    server.ignore_range = args.ignore_range
+    server.per_connection_rate = args.per_connection_rate
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
@@ -232,6 +313,18 @@ def main():
                         help="cut every file transfer after this many bytes (fault injection)")
     parser.add_argument("--corrupt", metavar="SUBSTRING",
                         help="flip one byte in the middle of files whose path contains this (fault injection)")
+    parser.add_argument("--rate-limit-first", type=int, default=0, metavar="N",
+                        help="answer the first N GETs under /resolve/ with --rate-limit-status and Retry-After")
+    parser.add_argument("--rate-limit-status", type=int, default=429, choices=[429, 503])
+    parser.add_argument("--retry-after", default="1", metavar="SECONDS", help="Retry-After value sent with them")
+    parser.add_argument("--redirect-expiring", type=int, default=None, metavar="BYTES",
+                        help="redirect /resolve/ GETs to /cdn/<token>/...; a token expires after BYTES (0: never)")
+    parser.add_argument("--redirect-ttl", type=float, default=None, metavar="SECONDS",
+                        help="with --redirect-expiring: a token also expires this many seconds after it was issued")
+    parser.add_argument("--redirect-expired-status", type=int, default=403, choices=[403, 410])
+    parser.add_argument("--ignore-range", action="store_true", help="answer ranged GETs with 200 and the whole file")
+    parser.add_argument("--per-connection-rate", type=float, default=None, metavar="BYTES_PER_S",
+                        help="send each response body at most this fast")
     parser.add_argument("--daemon", action="store_true", help="detach; return once the port answers")
     parser.add_argument("--pidfile", default="/run/llm-test-hub.pid")
     parser.add_argument("--stop", action="store_true", help="stop the daemon named by --pidfile")

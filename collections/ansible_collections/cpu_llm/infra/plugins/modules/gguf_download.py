@@ -13,6 +13,16 @@ description:
     re-reading it.
   - After verification the file's pages are evicted from the page cache, so a NUMA-interleaved
     process that maps it faults them in across all nodes.
+  - With I(connections) > 1 the file is fetched in 64 MiB chunks over that many connections (one
+    connection to the Hub's CDN is capped well below a server's link), written in place into a
+    preallocated part file; a sidecar state file lists the complete chunks, so a re-run fetches only
+    the missing ones. The sha256 is computed while the chunks complete, in order (one read of the file).
+  - "429/503 answers wait Retry-After (capped) and retry; an expired signed CDN URL (403/410) is
+    resolved again from I(url); a full disk stops with the directory and the bytes still needed,
+    keeping the part for the next run; a server that ignores Range requests is downloaded over one
+    connection, with a warning."
+  - "Runs as an async task (C(async) and C(poll: 0), then M(ansible.builtin.async_status)); I(progress_file)
+    then tells how far it is (read it with the C(cpu_llm.infra.llm_download_progress) filter)."
   - Supports check mode.
 options:
   url: {description: URL of the file, type: str, required: true}
@@ -29,6 +39,24 @@ options:
     default: {}
   timeout: {description: Socket timeout in seconds, type: int, default: 60}
   evict_page_cache: {description: Drop the file from the page cache after verification, type: bool, default: true}
+  connections:
+    description:
+      - Parallel connections for this file, 1 to 64. 1 is a single stream resumed with a Range request.
+      - Parallel downloads need I(size); without it the file comes over one stream.
+    type: int
+    default: 8
+  progress_file:
+    description:
+      - JSON status file rewritten every I(progress_interval) seconds (bytes_done, bytes_total,
+        rate_bytes_per_s, average_bytes_per_s, eta_seconds, state). Empty for none.
+    type: path
+    default: ""
+  progress_interval: {description: Seconds between progress file updates, type: float, default: 2.0}
+  retries:
+    description: Retries per request after 429/503, an expired CDN URL or a dropped connection.
+    type: int
+    default: 5
+  max_retry_wait: {description: Longest wait in seconds for one Retry-After, type: float, default: 60.0}
 """
 
 EXAMPLES = r"""
@@ -38,16 +66,40 @@ EXAMPLES = r"""
     dest: /srv/llm/models/org--model-GGUF/main/model-Q6_K-00001-of-00003.gguf
     staging_dir: /srv/llm/models/.staging/org--model-GGUF/main
     sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+    connections: 8
+
+- name: Fetch in the background, reporting progress
+  cpu_llm.infra.gguf_download:
+    url: https://huggingface.co/org/model-GGUF/resolve/main/model-Q6_K.gguf
+    dest: /srv/llm/models/org--model-GGUF/main/model-Q6_K.gguf
+    staging_dir: /srv/llm/models/.staging/org--model-GGUF/main
+    progress_file: /srv/llm/models/.staging/progress.json
+  async: 36000
+  poll: 0
+  register: job
 """
 
 RETURN = r"""
 bytes_downloaded: {description: Bytes transferred by this run, returned: always, type: int}
 resumed_from: {description: Offset the transfer resumed from (0 for a fresh start), returned: always, type: int}
 sha256: {description: sha256 of the file in place, returned: always, type: str}
+connections:
+  description: Connections used (1 after a fallback to one stream or without I(size); 0 when nothing was fetched)
+  returned: always
+  type: int
+chunks_resumed: {description: Chunks a previous run had completed, returned: parallel downloads, type: int}
+retries: {description: Requests retried (rate limits, dropped connections), returned: always, type: int}
+reresolved: {description: Times an expired CDN URL was resolved again, returned: always, type: int}
+seconds: {description: Duration of this download, returned: when downloaded, type: float}
+average_bytes_per_s: {description: bytes_downloaded / seconds, returned: when downloaded, type: float}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.cpu_llm.infra.plugins.module_utils.resumable_download import DownloadError, fetch
+from ansible_collections.cpu_llm.infra.plugins.module_utils.resumable_download import (
+    MAX_CONNECTIONS,
+    DownloadError,
+    fetch,
+)
 
 
 def main():
@@ -61,16 +113,27 @@ def main():
             "headers": {"type": "dict", "default": {}, "no_log": True},
             "timeout": {"type": "int", "default": 60},
             "evict_page_cache": {"type": "bool", "default": True},
+            "connections": {"type": "int", "default": 8},
+            "progress_file": {"type": "path", "default": ""},
+            "progress_interval": {"type": "float", "default": 2.0},
+            "retries": {"type": "int", "default": 5},
+            "max_retry_wait": {"type": "float", "default": 60.0},
         },
         supports_check_mode=True,
     )
     p = module.params
+    if not 1 <= p["connections"] <= MAX_CONNECTIONS:
+        module.fail_json(msg=f"connections must be 1..{MAX_CONNECTIONS}, got {p['connections']}")
     try:
         result = fetch(p["url"], p["dest"], p["staging_dir"], sha256=p["sha256"], size=p["size"],
                        headers=p["headers"], timeout=p["timeout"], check_mode=module.check_mode,
-                       evict=p["evict_page_cache"])
+                       evict=p["evict_page_cache"], connections=p["connections"],
+                       progress_file=p["progress_file"] or None, progress_interval=p["progress_interval"],
+                       retries=p["retries"], max_retry_wait=p["max_retry_wait"])
     except DownloadError as exc:
         module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     module.exit_json(**result)
 
 
