@@ -70,3 +70,40 @@ def test_warnings_from_the_facts():
 def test_bad_model_names_the_field(model):
     with pytest.raises(ValueError, match="size_bytes"):
         sizing.size(SEED, model, context_tokens=0, threads=32)
+
+
+def listing(files):
+    return [{"type": "file", "path": path, "size": size, "lfs": {"oid": "0" * 64, "size": size}}
+            for path, size in files.items()]
+
+
+def test_auto_quant_takes_the_best_that_fits_and_the_report_lists_every_candidate():
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.gguf_plan import quant_candidates
+
+    repo = listing({
+        "M-F16.gguf": 800 * 10**9,  # never chosen: twice Q8_0's bytes per token for nothing
+        "Q8_0/M-Q8_0-00001-of-00002.gguf": 220 * 10**9, "Q8_0/M-Q8_0-00002-of-00002.gguf": 205 * 10**9,
+        "M-Q6_K.gguf": 330 * 10**9,
+        "M-Q4_K_M.gguf": 243 * 10**9,
+        "Q3_K_M/M-Q3_K_M-00001-of-00002.gguf": 100 * 10**9,  # shard 2 missing: not a candidate
+        "README.md": 10,
+    })
+    candidates = quant_candidates(repo)
+    assert [c["quant"] for c in candidates] == ["Q8_0", "Q6_K", "Q4_K_M"]
+    assert candidates[0]["size_bytes"] == 425 * 10**9 and len(candidates[0]["files"]) == 2
+    chosen, table = sizing.choose_quant(candidates, SEED["memory_total_bytes"], 516096, 8192, GIB4)
+    # Q8_0 needs 425 GB + 4.2 GB KV + 4.3 GB > 412 GB; Q6_K fits.
+    assert chosen == "Q6_K"
+    assert [row["fits"] for row in table] == [False, True, True]
+    assert table[1]["memory_needed_bytes"] == 330 * 10**9 + 516096 * 8192 + GIB4
+    assert sizing.choose_quant(candidates, 100 * 10**9, 516096, 8192, GIB4)[0] is None
+
+    profile = {"size_bytes": 330 * 10**9, "quant": "Q6_K", "kv_bytes_per_token": 516096}
+    result = sizing.size(SEED, profile, context_tokens=8192, threads=32, overhead_bytes=GIB4,
+                         quant_choice={"chosen": chosen, "candidates": table})
+    rows = {row["quant"]: row for row in result["quants"]}
+    assert rows["Q6_K"]["chosen"] and not rows["Q8_0"]["chosen"]
+    # Each candidate gets its own estimate (the seed build is compute-bound, so they differ little).
+    assert all(0.5 < row["tokens_per_second"] < 5 for row in rows.values())
+    assert rows["Q6_K"]["tokens_per_second"] == result["estimate"]["tokens_per_second"]
+    assert "Q8_0" in result["report"] and "does not fit" in result["report"] and "<- chosen" in result["report"]

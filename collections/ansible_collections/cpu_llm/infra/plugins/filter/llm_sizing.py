@@ -47,6 +47,9 @@ options:
   host:
     description: The host's name in the report's title.
     type: str
+  quant_choice:
+    description: C(llm_choose_quant)'s result when the quant was chosen automatically; the report lists the candidates.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -68,6 +71,10 @@ _value:
     disk_fits: {description: needed <= free; null without a disk check, type: bool}
     fits: {description: neither RAM nor disk is known to be short, type: bool}
     warnings: {description: things a person can act on, type: list, elements: str}
+    quants:
+      description: "with quant_choice: [{quant, size_bytes, memory_needed_bytes, fits, tokens_per_second, chosen}]"
+      type: list
+      elements: dict
     report: {description: the report text, type: str}
     failure: {description: why it does not fit, naming the fix; empty when it fits, type: str}
 """
@@ -77,10 +84,11 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throu
 
 
 def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-               name="model", host=None):
+               name="model", host=None, quant_choice=None):
     try:
         return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
-                           overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host)
+                           overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
+                           quant_choice=quant_choice or None)
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 

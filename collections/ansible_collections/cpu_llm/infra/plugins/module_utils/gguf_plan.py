@@ -7,6 +7,8 @@ named after the quant. llama-server is given the first shard and finds the other
 
 import re
 
+from ansible_collections.cpu_llm.infra.plugins.module_utils.throughput_model import quant_bits, quant_of
+
 SHARD_RE = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.gguf$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -122,3 +124,30 @@ def with_sizes(files, head_results):
                             "the server sent no Content-Length; check gguf_model_endpoint")
         out.append(dict(entry, size=size))
     return out
+
+
+# Unquantized weights are never chosen by gguf_model_quant: auto: they double the bytes read per
+# token (half the speed) against Q8_0, whose perplexity is within ~0.01% of F16
+# (llama.cpp tools/quantize/README.md), so the extra RAM buys nothing a user can measure.
+NOT_AUTO = {"F32", "F16", "BF16"}
+
+
+def quant_candidates(listing):
+    """Every quant the repository offers: [{quant, files, size_bytes}], highest quality (bits per weight) first.
+
+    A quant's files are what plan() would pick for it (one file, or one complete shard set).
+    """
+    index = listing_index(listing)
+    tags = {quant_of(_basename(p)) for p in index if p.endswith(".gguf")} - {None}
+    out = []
+    for tag in tags - NOT_AUTO:
+        names = select_by_quant(index, tag)
+        try:
+            check_shards(names)
+        except PlanError:
+            continue  # an incomplete upload is not a candidate
+        sizes = [index[n].get("size") for n in names]
+        if any(size is None for size in sizes):
+            continue
+        out.append({"quant": tag, "files": names, "size_bytes": sum(int(size) for size in sizes)})
+    return sorted(out, key=lambda c: (-quant_bits(c["quant"]), c["size_bytes"]))

@@ -65,6 +65,23 @@ def disk_need(missing_bytes, margin_bytes):
     return max(0, missing_bytes) + margin_bytes
 
 
+def choose_quant(candidates, memory_total_bytes, kv_bytes_per_token, context_tokens, overhead_bytes):
+    """The highest-quality candidate whose memory_need() fits; (chosen or None, candidates with fit and need).
+
+    candidates: quant_candidates() (best first). The KV cache does not depend on the weights' quant,
+    so one header's kv_bytes_per_token sizes every candidate.
+    """
+    table, chosen = [], None
+    for candidate in candidates:
+        need = memory_need({"size_bytes": candidate["size_bytes"], "kv_bytes_per_token": kv_bytes_per_token},
+                           context_tokens, overhead_bytes)["total"]
+        fits = need <= memory_total_bytes
+        table.append(dict(candidate, memory_needed_bytes=need, fits=fits))
+        if fits and chosen is None:
+            chosen = candidate["quant"]
+    return chosen, table
+
+
 def _warnings(hardware):
     """What the facts show that a person can act on, beyond the throughput model's own advice."""
     out = []
@@ -81,13 +98,14 @@ def _warnings(hardware):
 
 
 def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-         name="model", host=None):
+         name="model", host=None, quant_choice=None):
     """Everything the sizing report shows, and whether the play may go on.
 
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
     disk: {free, missing, margin, path}: bytes free, bytes of the model not on disk yet, bytes to keep free;
     None when there is no disk to check.
-    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, report, failure}.
+    quant_choice: llm_choose_quant's {chosen, candidates} when the quant was chosen automatically.
+    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, report, failure}.
     """
     if not isinstance(hardware, dict) or not isinstance(model, dict):
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
@@ -106,10 +124,30 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         "estimate": estimate, "unknowns": unknowns, "memory": memory, "ram_fits": ram_fits,
         "disk": disk_view, "disk_fits": disk_fits, "fits": ram_fits is not False and disk_fits is not False,
         "warnings": warnings,
+        "quants": _quant_rows(hardware, model, quant_choice, unknowns, threads, numa),
     }
     result["report"] = render(hardware, model, result, name=name, host=host, context_tokens=context_tokens)
     result["failure"] = "" if result["fits"] else _failure(hardware, model, result, name)
     return result
+
+
+def _quant_rows(hardware, model, quant_choice, unknowns, threads, numa):
+    """Each candidate quant with its size, RAM need, fit and the speed it would give (same model, scaled)."""
+    if not quant_choice or not quant_choice.get("candidates"):
+        return []
+    rows, size = [], model.get("size_bytes") or 1
+    for candidate in quant_choice["candidates"]:
+        scale = candidate["size_bytes"] / size
+        scaled = {key: value for key, value in model.items() if key != "quant_mix"}
+        scaled.update(size_bytes=candidate["size_bytes"], quant=candidate["quant"])
+        if model.get("active_bytes"):
+            scaled["active_bytes"] = int(model["active_bytes"] * scale)
+        tps = None if unknowns else throughput_model.estimate(hardware, scaled, threads=threads,
+                                                              numa=numa)["tokens_per_second"]
+        rows.append({"quant": candidate["quant"], "size_bytes": candidate["size_bytes"],
+                     "memory_needed_bytes": candidate["memory_needed_bytes"], "fits": candidate["fits"],
+                     "tokens_per_second": tps, "chosen": candidate["quant"] == quant_choice.get("chosen")})
+    return rows
 
 
 def _gb(value, digits=1):
@@ -138,6 +176,13 @@ def render(hardware, model, result, *, name, host, context_tokens):
                      f"used per token, {_gb(model.get('active_bytes'), 2)} GB read per token")
     elif model.get("active_bytes"):
         lines.append(f"  Active   {_gb(model['active_bytes'], 2)} GB read per token")
+    if result["quants"]:
+        lines.append("  Quants     auto: the highest quality whose weights + KV cache + overhead fit RAM")
+        for row in result["quants"]:
+            speed = f"{row['tokens_per_second']:.2f} tok/s" if row["tokens_per_second"] else "? tok/s"
+            lines.append(f"             {row['quant']:<8} {_gb(row['size_bytes']):>7} GB, needs "
+                         f"{_gb(row['memory_needed_bytes']):>7} GB: {'fits' if row['fits'] else 'does not fit'}, "
+                         f"{speed}" + ("  <- chosen" if row["chosen"] else ""))
     if est:
         lines += [
             f"  Bandwidth  peak {est['peak_bandwidth_gbs']} GB/s, expected effective {est['effective_bandwidth_gbs']}"

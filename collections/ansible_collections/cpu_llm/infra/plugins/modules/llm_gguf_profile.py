@@ -17,9 +17,9 @@ options:
     type: str
     required: true
   files:
-    description: The model's files, first shard first (the gguf_model_plan filter's entries).
+    description: The model's files, first shard first (the gguf_model_plan filter's entries, or repository paths).
     type: list
-    elements: dict
+    elements: raw
     required: true
     suboptions:
       path:
@@ -98,7 +98,7 @@ def main():
         argument_spec={
             "base_url": {"type": "str", "required": True},
             # Plan entries carry more keys (sha256); only path, name and size are read.
-            "files": {"type": "list", "elements": "dict", "required": True},
+            "files": {"type": "list", "elements": "raw", "required": True},
             "local_dir": {"type": "path"},
             "headers": {"type": "dict", "default": {}, "no_log": True},
             "timeout": {"type": "int", "default": 60},
@@ -107,7 +107,8 @@ def main():
     )
     headers, sources = [], []
     for entry in module.params["files"]:
-        if not entry.get("path"):
+        entry = {"path": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not entry.get("path"):
             module.fail_json(msg=f"files: every entry needs a path, got {entry!r}")
         source, kind = _source(module.params["base_url"], module.params["local_dir"], entry)
         try:
