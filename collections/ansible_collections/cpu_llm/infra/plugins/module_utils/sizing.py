@@ -188,7 +188,9 @@ def render(hardware, model, result, *, name, host, context_tokens):
             f"  Bandwidth  peak {est['peak_bandwidth_gbs']} GB/s, expected effective {est['effective_bandwidth_gbs']}"
             f" GB/s (numa {est['numa']}, {est['threads']} threads)",
             f"  Tokens/s   expected {est['tokens_per_second']:.2f}"
-            + (f" (ceiling {est['tokens_per_second_ceiling']:.2f})" if est.get("tokens_per_second_ceiling") else "")
+            + (f" (likely {est['tokens_per_second_low']:.2f}-{est['tokens_per_second_high']:.2f}, the held-out error"
+               " on published measurements)" if est.get("tokens_per_second_low") else "")
+            + (f", ceiling {est['tokens_per_second_ceiling']:.2f}" if est.get("tokens_per_second_ceiling") else "")
             + f", {est['seconds_per_token']:.3f} s per token, {est['bound']}-bound",
         ]
     else:
