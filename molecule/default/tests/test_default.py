@@ -103,6 +103,15 @@ def test_model_files_match_their_sha256(host):
         assert digest == expected[path.rsplit("/", 1)[-1]], path
 
 
+def test_props_name_the_pinned_llama_cpp_commit(host):
+    """A tarball has no .git; the role passes the pinned commit into llama.cpp's build info."""
+    with open(os.path.join(CACHE, "manifest.json")) as handle:
+        commit = json.load(handle)["llama_cpp"]["version"]
+    props = json.loads(http(host, "http://127.0.0.1:8080/props")["body"])
+    assert commit[:12] in props["build_info"], props["build_info"]
+    assert "unknown" not in props["build_info"]
+
+
 def test_health_answers_200(host):
     assert http(host, "http://127.0.0.1:8080/health")["status"] == 200
 
