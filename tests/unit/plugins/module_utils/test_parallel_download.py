@@ -4,9 +4,6 @@ import errno
 import hashlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from email.utils import formatdate
@@ -14,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import resumable_download as rd
+from conftest import requests
 
 ROOT = Path(__file__).resolve().parents[4]
 HUB = ROOT / "tests" / "support" / "hf_server.py"
@@ -23,39 +21,10 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 CHUNK = 256 << 10  # 13 chunks: many more than connections, as 64 MiB chunks of a 50 GB shard are
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def hub(tmp_path):
-    """start(*flags) -> URL of m.gguf on a new hub with these fault flags; all share one request log."""
-    root = tmp_path / "www" / "org" / "m" / "resolve" / "main"
-    root.mkdir(parents=True)
-    (root / "m.gguf").write_bytes(PAYLOAD)
-    procs, log = [], tmp_path / "requests.jsonl"
-
-    def start(*flags):
-        port = free_port()
-        procs.append(subprocess.Popen([sys.executable, str(HUB), "--root", str(tmp_path / "www"), "--port", str(port),
-                                       "--request-log", str(log), *map(str, flags)]))
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return f"http://127.0.0.1:{port}/org/m/resolve/main/m.gguf"
-            time.sleep(0.05)
-        raise RuntimeError("hub did not start")
-
-    yield start, log
-    for proc in procs:
-        proc.terminate()
-        proc.wait()
-
-
-def requests(log):
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+def hub(serve, tmp_path):
+    """(start(*flags) -> URL of m.gguf on a new hub with these fault flags, the shared request log)."""
+    return (lambda *flags: serve(PAYLOAD, *flags)), tmp_path / "requests.jsonl"
 
 
 def ranged_gets(log):

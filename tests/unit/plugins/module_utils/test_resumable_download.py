@@ -1,16 +1,12 @@
 """resumable_download.fetch against the real local hub over HTTP, with transfers cut midway."""
 
 import hashlib
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import resumable_download as rd
+from conftest import requests
 
 ROOT = Path(__file__).resolve().parents[4]
 HUB = ROOT / "tests" / "support" / "hf_server.py"
@@ -18,42 +14,13 @@ PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def hub(tmp_path):
-    """Start hubs serving one file: (url_for(max_bytes_per_request), request_log)."""
-    root = tmp_path / "www" / "org" / "m" / "resolve" / "main"
-    root.mkdir(parents=True)
-    (root / "m.gguf").write_bytes(PAYLOAD)
-    procs, log = [], tmp_path / "requests.jsonl"
-
+def hub(serve, tmp_path):
+    """(start(max_bytes_per_request=None) -> URL of m.gguf on a new hub, the request log)."""
     def start(max_bytes=None):
-        port = free_port()
-        cmd = [sys.executable, str(HUB), "--root", str(tmp_path / "www"), "--port", str(port),
-               "--request-log", str(log)]
-        if max_bytes:
-            cmd += ["--max-bytes-per-request", str(max_bytes)]
-        procs.append(subprocess.Popen(cmd))
-        for _ in range(100):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return f"http://127.0.0.1:{port}/org/m/resolve/main/m.gguf"
-            time.sleep(0.05)
-        raise RuntimeError("hub did not start")
+        return serve(PAYLOAD, *(["--max-bytes-per-request", max_bytes] if max_bytes else []))
 
-    yield start, log
-    for proc in procs:
-        proc.terminate()
-        proc.wait()
-
-
-def requests(log):
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return start, tmp_path / "requests.jsonl"
 
 
 def test_downloads_verifies_moves_and_marks(hub, tmp_path):
