@@ -115,6 +115,10 @@ def split_command_line(text):
             return argv
         if text[i] == ";" and (i + 1 == n or text[i + 1] in WHITESPACE):
             raise UnitValueError("a lone ';' separates commands")
+        if text[i:i + 2] == "\\;" and (i + 2 == n or text[i + 2] in WHITESPACE):
+            argv.append(";")  # the documented escape of a lone semicolon
+            i += 2
+            continue
         word, quote = [], None
         while i < n:
             ch = text[i]
