@@ -54,22 +54,56 @@ CASES = [
     ({"llm_ctx_size": 16}, "llm_ctx_size must be at least 128"),
     ({"llm_parallel": 0}, "llm_parallel must be at least 1"),
     ({"preflight_numa": "spread"}, "preflight_numa must be one of: interleave, distribute, isolate, none"),
+    # Issue #12: flags the role sets, unit-file values, paths, URLs, secrets, hardware overrides.
+    ({"llama_server_extra_args": ["--port", "9000"]}, "llama_server_extra_args[0]: '--port' sets the port"),
+    ({"llama_server_extra_args": ["-hf", "org/other-GGUF"]}, "the role manages: set llama_server_model_path"),
+    ({"llama_server_host": "127.0.0.1\nExecStartPre=/bin/sh"}, "llama_server_host must not contain control characters"),
+    ({"llama_server_numactl_args": ["/bin/sh"]}, "llama_server_numactl_args must be numactl options"),
+    ({"llama_server_model_path": "/srv/m/../m.gguf"}, "llama_server_model_path must be an absolute, normalized path"),
+    ({"gguf_model_dir": "/srv"}, "gguf_model_dir must be a directory of its own"),
+    ({"llama_cpp_prefix": "/opt/llama.cpp/"}, "llama_cpp_prefix must be an absolute, normalized path"),
+    ({"benchmark_reports_dir": "reports"}, "benchmark_reports_dir must be an absolute path"),
+    ({"llama_cpp_source_url": "https://x.example/a b.tar.gz"}, "llama_cpp_source_url must be an http:// or https://"),
+    ({"llm_hardware_overrides": {"memory_speed_mts": 48000}},
+     "llm_hardware_overrides.memory_speed_mts must be a whole number from 800 to 12800"),
+    ({"llm_hardware_overrides": {"channels": 12}}, "llm_hardware_overrides: unknown key 'channels'"),
+    ({"os_tuning_kernel_cmdline": ['quiet" ; reboot ; "']}, "os_tuning_kernel_cmdline must be kernel parameters"),
+]
+# Refused without the secret appearing anywhere in the output.
+SECRET_CASES = [
+    ({"gguf_model_endpoint": "https://bob:hunter2-secret@hf.example"}, "gguf_model_endpoint must not carry credentials",
+     "hunter2-secret"),
+    ({"llama_server_api_key": "with spaces secret-key-value"}, "llama_server_api_key must be printable ASCII",
+     "secret-key-value"),
+    ({"gguf_model_token": "hf_tok\tsecret-token"}, "gguf_model_token must be printable ASCII", "secret-token"),
+    ({"llama_server_extra_args": ["--api-key=secret-on-the-command-line"]}, "'--api-key' sets the api key",
+     "secret-on-the-command-line"),
 ]
 
 
-def run_site(extra):
+def run_site(extra, raw=False):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOCALHOST_WARNING="0")
     out = subprocess.run(
         ["ansible-playbook", "site.yml", "-i", "localhost,", "-c", "local", "--check",
          "-e", json.dumps(GOOD), "-e", json.dumps(extra)],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    return out.returncode, json.loads(out.stdout)
+    return (out.returncode, json.loads(out.stdout)) + ((out.stdout + out.stderr,) if raw else ())
 
 
 @pytest.mark.parametrize(("bad", "message"), CASES, ids=[next(iter(c[0])) + "-" + str(i) for i, c in enumerate(CASES)])
 def test_bad_input_fails_before_any_change(bad, message):
-    rc, result = run_site(bad)
+    check_refused(*run_site(bad), message)
+
+
+@pytest.mark.parametrize(("bad", "message", "secret"), SECRET_CASES, ids=[next(iter(c[0])) for c in SECRET_CASES])
+def test_bad_secret_is_refused_without_being_shown(bad, message, secret):
+    rc, result, output = run_site(bad, raw=True)
+    check_refused(rc, result, message)
+    assert secret not in output
+
+
+def check_refused(rc, result, message):
     assert rc != 0
     tasks = result["plays"][0]["tasks"]
     failed = [(t, t["hosts"]["localhost"]) for t in tasks if t["hosts"].get("localhost", {}).get("failed")]

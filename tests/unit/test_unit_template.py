@@ -4,6 +4,7 @@ from pathlib import Path
 
 import jinja2
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "roles" / "llama_server" / "templates" / "llama-server.service.j2"
 BASE = {
@@ -21,6 +22,7 @@ def render(**overrides):
     # A systemd unit, not HTML: no autoescaping, exactly as Ansible's template module renders it.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
     return env.from_string(TEMPLATE.read_text()).render(**dict(BASE, **overrides))
 
 

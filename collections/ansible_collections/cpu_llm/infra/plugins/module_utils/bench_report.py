@@ -7,23 +7,17 @@ service's own timings, and llm_throughput's predictions.
 
 import json
 import re
-import shlex
 import statistics
+
+from ansible_collections.cpu_llm.infra.plugins.module_utils import systemd_syntax
 
 SLOW = 0.8  # below this fraction of the expectation, the report looks for a cause
 
 
 def parse_exec_start(unit_text):
     """numactl args, binary and llama-server options from a `systemctl cat` of the service."""
-    lines, joined, collecting = unit_text.splitlines(), [], False
-    for line in lines:
-        if line.startswith("ExecStart="):
-            collecting, line = True, line[len("ExecStart="):]
-        if collecting:
-            joined.append(line.rstrip("\\").strip())
-            if not line.rstrip().endswith("\\"):
-                break
-    argv = shlex.split(" ".join(joined))
+    # Split as systemd does: the role quotes each value (cpu_llm.infra.systemd_quote), '%%' and '$$' included.
+    argv = systemd_syntax.split_command_line(systemd_syntax.exec_start(unit_text))
     if not argv:
         raise ValueError("no ExecStart= line in the unit")
     numactl = []

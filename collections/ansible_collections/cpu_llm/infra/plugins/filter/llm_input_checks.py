@@ -1,0 +1,61 @@
+"""Filters for the roles' validate.yml: thin Ansible glue over module_utils/input_checks.py,
+server_args.py and systemd_syntax.py.
+
+Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it). The check
+filters return a list of messages (empty: fine), each naming the variable; validate.yml asserts
+the list is empty and shows it.
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks, server_args, systemd_syntax
+
+
+def systemd_quote(value, kind="word"):
+    """kind 'word': one command-line argument; 'text': free text of a setting (Description=, User=)."""
+    try:
+        if kind == "word":
+            return systemd_syntax.quote_word(value)
+        if kind == "text":
+            return systemd_syntax.quote_text(value)
+    except systemd_syntax.UnitValueError as exc:
+        raise AnsibleFilterError(f"systemd_quote: {exc}") from exc
+    raise AnsibleFilterError(f"systemd_quote: kind must be 'word' or 'text', got {kind!r}")
+
+
+def llm_server_args_check(args, variable="llama_server_extra_args"):
+    return server_args.problems(args, variable)
+
+
+def llm_path_check(value, name, kind="file", required=True):
+    return input_checks.path(name, value, kind=kind, required=required)
+
+
+def llm_url_check(value, name, schemes=("http", "https"), credentials_hint=None, allow_scp_form=False):
+    return input_checks.url(name, value, tuple(schemes), credentials_hint, allow_scp_form)
+
+
+def llm_secret_check(value, name, min_length, max_length, required=False):
+    return input_checks.secret(name, value, int(min_length), int(max_length), required)
+
+
+def llm_hardware_overrides_check(value, name="llm_hardware_overrides"):
+    return input_checks.hardware_overrides(name, value)
+
+
+def llm_text_check(values):
+    if not isinstance(values, dict):
+        raise AnsibleFilterError("llm_text_check: expects a dict {variable name: value}")
+    return input_checks.texts(values)
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "systemd_quote": systemd_quote,
+            "llm_server_args_check": llm_server_args_check,
+            "llm_path_check": llm_path_check,
+            "llm_url_check": llm_url_check,
+            "llm_secret_check": llm_secret_check,
+            "llm_hardware_overrides_check": llm_hardware_overrides_check,
+            "llm_text_check": llm_text_check,
+        }

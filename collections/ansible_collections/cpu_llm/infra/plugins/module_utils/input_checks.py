@@ -1,0 +1,154 @@
+"""Input rules the argument specs cannot express, one function per kind of value.
+
+Plain Python, no Ansible imports. Each function takes the variable's name and value and returns a
+list of messages (empty: the value is fine); each message names the variable and the expected
+form. Secrets and URL credentials never appear in a message.
+"""
+
+import posixpath
+import re
+from urllib.parse import urlsplit
+
+from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import control_characters
+
+# Directories a role must never own, remove from or write its files straight into.
+SYSTEM_DIRS = frozenset(("/", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/proc", "/sys", "/dev",
+                         "/var", "/home", "/root", "/run", "/tmp", "/opt", "/srv"))  # noqa: S108 (refused, not used)
+
+
+def _control(name, value):
+    bad = control_characters(value)
+    return [f"{name} must not contain control characters ({', '.join(bad)}): they cannot be written safely "
+            "into a unit or configuration file"] if bad else []
+
+
+def text(name, value):
+    """A string setting: no control characters (newline, tab, NUL, ...). Lists: every entry."""
+    if isinstance(value, (list, tuple)):
+        return [msg for i, item in enumerate(value) for msg in text(f"{name}[{i}]", item)]
+    if value is None or isinstance(value, (bool, int, float)):
+        return []
+    return _control(name, value)
+
+
+def texts(values):
+    """text() over a dict {variable: value}."""
+    return [msg for name, value in (values or {}).items() for msg in text(name, value)]
+
+
+def path(name, value, kind="file", required=True):
+    """An absolute, normalized path; a directory ('dir') must not be a system directory itself."""
+    if value is None or value == "":
+        return [f"{name} must be an absolute path, got ''"] if required else []
+    if not isinstance(value, str):
+        return [f"{name} must be an absolute path (a string), got {type(value).__name__}"]
+    if control_characters(value):
+        return _control(name, value)
+    if not value.startswith("/"):
+        return [f"{name} must be an absolute path, got '{value}'"]
+    normal = "/" + posixpath.normpath(value).lstrip("/")
+    if value != normal:
+        return [f"{name} must be an absolute, normalized path (no '.' or '..' segments, no '//', no trailing "
+                f"'/'), got '{value}'; did you mean '{normal}'?"]
+    if value in SYSTEM_DIRS:
+        what = "directory" if kind == "dir" else "path"
+        return [f"{name} must be a {what} of its own below a system directory (e.g. /srv/llm or /opt/llama.cpp), "
+                f"not the system directory '{value}' itself"]
+    return []
+
+
+def url(name, value, schemes=("http", "https"), credentials_hint=None, allow_scp_form=False):
+    """An http(s) URL (or the listed schemes): no credentials in it, no whitespace or control characters.
+
+    allow_scp_form: git's 'git@host:path' form (its user is the ssh login, not a secret).
+    """
+    wanted = " or ".join(f"{s}://" for s in schemes)
+    if not isinstance(value, str) or not value:
+        return [f"{name} must be an {wanted} URL, got '{value if value is not None else ''}'"]
+    if control_characters(value) or re.search(r"\s", value):
+        return [f"{name} must be an {wanted} URL without whitespace or control characters"]
+    if allow_scp_form and re.fullmatch(r"git@[A-Za-z0-9.-]+:[^:@]+", value):
+        return []
+    parts = urlsplit(value)
+    # ssh://git@host/path: a login name is not a secret; a password is, and https never needs a user.
+    if "@" in parts.netloc and not (parts.scheme == "ssh" and ":" not in parts.netloc.rsplit("@", 1)[0]):
+        # Never echo the URL: its user:password part is the secret.
+        hint = credentials_hint or "use an anonymous URL"
+        return [f"{name} must not carry credentials (user:password@host; the URL is not shown): they would be "
+                f"logged and stored in plain text; {hint}"]
+    if parts.scheme not in schemes or not parts.hostname:
+        return [f"{name} must be an {wanted} URL, got '{value}'"]
+    return []
+
+
+def secret(name, value, min_length, max_length, required=False):
+    """A secret (API key, token): printable ASCII without spaces, min..max characters. Never shown."""
+    if value is None or value == "":
+        return [f"{name} must be set ({min_length} to {max_length} characters)"] if required else []
+    if not isinstance(value, str):
+        return [f"{name} must be a string (the value is not shown)"]
+    if any(not "!" <= ch <= "~" for ch in value):
+        return [f"{name} must be printable ASCII without spaces or control characters (the value is not shown)"]
+    if not min_length <= len(value) <= max_length:
+        return [f"{name} must be {min_length} to {max_length} characters long (the value is not shown)"]
+    return []
+
+
+# llm_hardware fact -> (type, lowest, highest); the keys are those of the llm_hardware_facts module.
+# Plausible ranges for one server: up to 8 sockets of up to 32 memory channels, 512 cores each.
+_INT, _NUM, _BOOL, _STR, _LIST = "a whole number", "a number", "true or false", "a string", "a list of strings"
+HARDWARE_OVERRIDES = {
+    "cpu_model": (_STR, 1, 200),
+    "cpu_vendor": (_STR, 1, 100),
+    "sockets": (_INT, 1, 8),
+    "cores": (_INT, 1, 4096),
+    "threads": (_INT, 1, 16384),
+    "threads_per_core": (_INT, 1, 8),
+    "numa_nodes": (_INT, 1, 64),
+    "cpu_flags": (_LIST, 0, 1000),
+    "memory_type": (_STR, 1, 50),
+    "memory_speed_mts": (_INT, 800, 12800),
+    "memory_speed_rated_mts": (_INT, 800, 12800),
+    "memory_channels": (_INT, 1, 256),
+    "memory_channels_max": (_INT, 1, 256),
+    "dimm_slots": (_INT, 1, 1024),
+    "dimms_populated": (_INT, 1, 1024),
+    "memory_total_bytes": (_INT, 1, 2**50),
+    "peak_bandwidth_gbs": (_NUM, 0.001, 100000),
+    "numa_balancing": (_BOOL, None, None),
+    "smt_active": (_BOOL, None, None),
+}
+
+
+def hardware_overrides(name, value):
+    """Each key a known llm_hardware fact, each value of its type and in a plausible range."""
+    if value is None or value == {}:
+        return []
+    if not isinstance(value, dict):
+        return [f"{name} must be a dict of hardware facts, e.g. {{memory_channels: 24, memory_speed_mts: 4800}}"]
+    found = []
+    for key, item in value.items():
+        if key not in HARDWARE_OVERRIDES:
+            found.append(f"{name}: unknown key '{key}'; known keys: {', '.join(HARDWARE_OVERRIDES)}")
+            continue
+        kind, low, high = HARDWARE_OVERRIDES[key]
+        where = f"{name}.{key}"
+        if kind == _BOOL:
+            ok = isinstance(item, bool)
+        elif kind == _STR:
+            ok = isinstance(item, str) and low <= len(item) <= high and not control_characters(item)
+        elif kind == _LIST:
+            ok = isinstance(item, list) and len(item) <= high and all(
+                isinstance(i, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", i) for i in item)
+        else:
+            number = (int,) if kind == _INT else (int, float)
+            ok = isinstance(item, number) and not isinstance(item, bool) and low <= item <= high
+        if not ok:
+            shown = f", got {item!r}" if kind != _STR else ""
+            limits = f" from {low} to {high}" if kind in (_INT, _NUM) else ""
+            found.append(f"{where} must be {kind}{limits}{shown}")
+    channels, sockets = value.get("memory_channels"), value.get("sockets")
+    if not found and isinstance(channels, int) and isinstance(sockets, int) and channels > 32 * sockets:
+        found.append(f"{name}.memory_channels must be at most 32 per socket ({32 * sockets} for {sockets} "
+                     f"sockets), got {channels}")
+    return found

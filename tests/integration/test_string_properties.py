@@ -1,0 +1,184 @@
+"""Every string variable of every role, given a newline, a leading '-' or a space: refused or safe.
+
+For each `type: str` / `path` / list-of-str option of every role's argument spec, three values
+derived from a good one: with a newline inside, with a '-' in front, with a space inside. Each is
+either refused by an input check naming the variable (the checks of site.yml, run through
+tests/validate.yml against one inventory host per value, all in one ansible-playbook run; the
+newline values of a role share a host, since its control-character check names them all), or it
+passes and then it must be safe where it goes:
+- rendered into a unit file: the unit renders (with the collection's systemd_quote), passes
+  `systemd-analyze verify`, and systemd's splitting of its ExecStart gives the value back intact as
+  one argument;
+- otherwise, the variable is listed in NOT_RENDERED with where it goes (module arguments and argv
+  lists, never a shell line or a file's syntax), so a new variable must be judged before it passes.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "shared_settings.yml").read_text()))
+# A complete, valid configuration (every optional feature on), so a mutated value is refused for
+# its own sake and not because a companion setting is missing.
+GOOD = {
+    "gguf_model_repo": "org/model-GGUF", "gguf_model_endpoint": "http://127.0.0.1:9", "gguf_model_revision": "main",
+    "gguf_model_quant": "Q6_K", "gguf_model_dir": "/srv/llm/models", "gguf_model_token": "hf_abcdefghijklmnop",
+    "gguf_model_files": [{"name": "model-Q6_K.gguf", "sha256": "0" * 64}],
+    "llama_cpp_version": "0c1e57098bba43ac29e6e3b677cdceebdd22334f", "llama_cpp_source_type": "git",
+    "llama_cpp_ccache_dir": "/var/cache/ccache",
+    "llama_cpp_source_url": "https://github.com/ggml-org/llama.cpp/archive/0c1e57098bba.tar.gz",
+    "llama_server_binary": "/opt/llama.cpp/current/bin/llama-server",
+    "llama_server_model_path": "/srv/llm/models/current/model-Q6_K.gguf", "llama_server_host": "0.0.0.0",  # noqa: S104
+    "llama_server_api_key": "k" * 24, "llama_server_tls_cert": "/etc/ssl/llama.crt",
+    "llama_server_tls_key": "/etc/ssl/private/llama.key", "llama_server_extra_args": ["--batch-size", "512"],
+    "llama_server_group": "llama", "llama_server_numactl_args": ["--interleave=all"],
+    "llama_server_api_key_file": "/etc/llama-server/api-key",
+    "preflight_model_name": "Model Q6_K", "preflight_disk_path": "/srv/llm/models",
+    "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
+}
+# Where a variable that is not rendered into a unit goes, when a value with a space or a leading
+# '-' passes its checks. None of these reaches a shell line or a file's syntax.
+NOT_RENDERED = {
+    "gguf_model_token": "an HTTP Authorization header (a leading '-' is a valid token character)",
+    "llama_server_api_key": "a root-owned file read by --api-key-file (a leading '-' is a valid key character)",
+    "llama_cpp_cmake_options": "cmake's argv (command: argv); a space inside one option is kept",
+    "preflight_model_name": "the sizing report's text only",
+    "gguf_model_dir": "module arguments (file, gguf_download) and the rendered model path, checked as such",
+    "llama_cpp_prefix": "module arguments (file, command argv) and the rendered binary path, checked as such",
+    "llama_cpp_ccache_dir": "the CCACHE_DIR environment variable of the build",
+    "preflight_disk_path": "a shell line through the quote filter (preflight main.yml)",
+    "benchmark_reports_dir": "module arguments on the control machine (file, copy)",
+}
+UNIT = ROOT / "roles" / "llama_server" / "templates" / "llama-server.service.j2"
+UNIT_VALUES = {
+    "ansible_managed": "managed", "llama_server_user": "llama", "llama_server_port": 8080,
+    "llama_server_threads": 8, "llama_server_ctx_size": 4096, "llama_server_parallel": 1,
+    "llama_server_metrics": True, "llama_server_mlock": False,
+}
+
+
+def string_options():
+    """(role, variable, batchable) for every str/path/list-of-str option, but those site.yml sets from llm_*.
+
+    batchable: its newline case can share a host with the role's other ones, because the role's
+    control-character check names every variable at once (not for choices, which the argument
+    spec refuses one at a time, nor for secrets, which have their own check).
+    """
+    found = []
+    for spec in sorted((ROOT / "roles").glob("*/meta/argument_specs.yml")):
+        options = yaml.safe_load(spec.read_text())["argument_specs"]["main"]["options"]
+        for name, option in options.items():
+            kind = option.get("type", "str")
+            if (kind in ("str", "path") or (kind == "list" and option.get("elements") == "str")) and name not in SHARED:
+                found.append((spec.parts[-3], name, not option.get("choices") and not option.get("no_log")))
+    return found
+
+
+def base_value(role, name):
+    if name in GOOD:
+        return GOOD[name]
+    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    return defaults[name]
+
+
+def mutate(value, how):
+    """value with a newline inside, a '-' in front, or a space inside (lists: their first entry)."""
+    if isinstance(value, list):
+        return [mutate(value[0], how), *value[1:]]
+    middle = len(value) // 2
+    return {"newline": value[:middle] + "\n" + value[middle:], "dash": "-" + value,
+            "space": value[:middle] + " " + value[middle:]}[how]
+
+
+CASES = [(role, name, how, mutate(base_value(role, name), how))
+         for role, name, _ in string_options() for how in ("newline", "dash", "space")]
+BATCHED = {name for _, name, batchable in string_options() if batchable}
+
+
+def host_of(role, name, how):
+    """The inventory host of a case: one per role for the batched newline cases, else one each."""
+    if how == "newline" and name in BATCHED:
+        return f"newline-{role}"
+    return f"{name}-{how}"
+
+
+def render_unit(**values):
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701 (a unit)
+                             trim_blocks=True)
+    env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
+    rendered = {k: v for k, v in GOOD.items() if k.startswith("llama_server_")}
+    return env.from_string(UNIT.read_text()).render(**{**UNIT_VALUES, **rendered, **values})
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """{host: (failed task name or None, its result)} from one run of tests/validate.yml."""
+    hosts = {}
+    for role, name, how, value in CASES:
+        hosts.setdefault(host_of(role, name, how), {})[name] = value
+    inventory = {"all": {"vars": {**GOOD, "ansible_connection": "local", "ansible_become": False,
+                                  "ansible_python_interpreter": sys.executable}, "hosts": hosts}}
+    path = tmp_path_factory.mktemp("inv") / "hosts.json"
+    path.write_text(json.dumps(inventory))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOCALHOST_WARNING="0")
+    out = subprocess.run(["ansible-playbook", "tests/validate.yml", "-i", str(path), "-f", "32"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=False, timeout=600)
+    result = json.loads(out.stdout)
+    first = {}
+    for task in result["plays"][0]["tasks"]:
+        for host, res in task["hosts"].items():
+            if res.get("failed") and host not in first:
+                first[host] = (task["task"]["name"], res)
+    assert set(result["stats"]) == set(hosts)
+    return {host: first.get(host, (None, None)) for host in hosts}
+
+
+def test_the_light_playbook_checks_what_site_yml_checks():
+    site = yaml.safe_load((ROOT / "playbooks" / "site.yml").read_text())[0]
+    light = yaml.safe_load((ROOT / "tests" / "validate.yml").read_text())[0]
+    assert site["vars_files"] == ["vars/shared_settings.yml"] and light["vars_files"][0].endswith(site["vars_files"][0])
+    assert [r["role"] for r in site["roles"]] == [r["role"] for r in light["roles"]]
+    assert site["tasks"][0]["loop"] == light["tasks"][0]["loop"]
+
+
+def test_the_good_configuration_passes(outcomes):
+    """Every case's other variables are good: a refusal is about the mutated value."""
+    assert any(task is None for task, _ in outcomes.values())
+
+
+@pytest.mark.parametrize(("role", "name", "how", "value"), CASES, ids=[f"{c[1]}-{c[2]}" for c in CASES])
+def test_refused_or_safe(outcomes, role, name, how, value, tmp_path):
+    task, res = outcomes[host_of(role, name, how)]
+    if task is not None:
+        assert task.split(" : ")[-1].startswith(("Validating arguments", "Check ")), task
+        assert name in json.dumps(res), f"{task}: {res.get('msg')}"
+        return
+    assert how != "newline", f"{name} with a newline passed every check"
+    if re.search(rf"{{{{ {name}\b|in {name} %}}", UNIT.read_text()):  # rendered as a value
+        unit = render_unit(**{name: value})
+        argv = split_command_line(exec_start(unit))
+        for item in value if isinstance(value, list) else [value]:
+            assert item in argv, (name, item, argv)
+        # systemd's own parser accepts it (binaries that exist; the arguments are what is checked).
+        (tmp_path / "llama-server.service").write_text(unit.replace("/usr/bin/numactl", "/bin/true"))
+        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no",
+                                 str(tmp_path / "llama-server.service")], capture_output=True, text=True, check=False)
+        assert verify.returncode == 0 and "llama-server.service" not in verify.stderr, verify.stderr
+        return
+    assert name in NOT_RENDERED, f"{name}={value!r} passed its checks, is not rendered in a unit: judge where it goes"
+
+
+pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

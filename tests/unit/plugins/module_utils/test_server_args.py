@@ -1,0 +1,62 @@
+"""llama_server_extra_args may not set a flag the role sets itself; the table matches llama-server's own."""
+
+import re
+from pathlib import Path
+
+import pytest
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_server_args_check
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_args
+
+ARG_CPP = Path("/var/cache/llm-cpu-infra/src/llama.cpp-0c1e57098bba43ac29e6e3b677cdceebdd22334f/common/arg.cpp")
+# Older spellings refused on purpose although the pinned commit no longer has them.
+LEGACY = {"--mlock", "--no-mmap", "--mmap"}
+
+
+@pytest.mark.parametrize(("arg", "owner"), [
+    ("-m", "llama_server_model_path"), ("--model", "llama_server_model_path"), ("-hf", "llama_server_model_path"),
+    ("--hf-repo=org/x", "llama_server_model_path"), ("-mu", "llama_server_model_path"),
+    ("--model-url", "llama_server_model_path"), ("--host", "llama_server_host"), ("--port=9000", "llama_server_port"),
+    ("--api-key", "llama_server_api_key"), ("--api_key_file", "llama_server_api_key"),
+    ("--ssl-key-file", "llama_server_tls_cert"), ("-t", "llm_threads"), ("-tb", "llm_threads"),
+    ("--threads-batch", "llm_threads"), ("-c", "llm_ctx_size"), ("--ctx_size", "llm_ctx_size"),
+    ("-np", "llm_parallel"), ("--numa", "llama_server_numactl_args"), ("--metrics", "llama_server_metrics"),
+    ("--mlock", "llm_mlock"), ("--load-mode", "llm_mlock"), ("-a", "llama_server_alias"),
+    ("--alias", "llama_server_alias"), ("--port 9000", "llama_server_port"), (" --host", "llama_server_host"),
+])
+def test_managed_flag_is_refused_naming_the_variable(arg, owner):
+    problems = server_args.problems(["--batch-size", "512", arg])
+    assert len(problems) == 1
+    assert problems[0].startswith("llama_server_extra_args[2]: ") and owner in problems[0]
+
+
+def test_the_value_after_a_flag_is_never_shown():
+    problems = llm_server_args_check(["--api-key=sk-secret-value"])
+    assert problems and "sk-secret-value" not in problems[0] and "'--api-key'" in problems[0]
+
+
+@pytest.mark.parametrize("args", [[], None, ["--batch-size", "512"], ["-fa", "on", "--temp", "-1"],
+                                  ["--no-host"], ["--threads-http", "4"], ["--ctx-checkpoints", "2"], ["-ngl", "0"]])
+def test_other_flags_and_values_pass(args):
+    assert server_args.problems(args) == []
+
+
+def test_bad_shapes():
+    assert "must be a list" in server_args.problems("--port 1")[0]
+    assert "[0] must be a string" in server_args.problems([5])[0]
+
+
+def _arg_cpp_options():
+    text = ARG_CPP.read_text()
+    return [re.findall(r'"([^"]+)"', m.group(1)) + re.findall(r'"([^"]+)"', m.group(3) or "")
+            for m in re.finditer(r"common_arg\(\s*\{([^}]*)\}(\s*,\s*\{([^}]*)\})?", text)]
+
+
+@pytest.mark.skipif(not ARG_CPP.exists(), reason="llama.cpp source at the pinned commit not cached")
+def test_table_matches_llama_server_at_the_pinned_commit():
+    options = _arg_cpp_options()
+    known = {flag for names in options for flag in names}
+    assert set(server_args.FLAGS) - LEGACY <= known, "a managed flag llama-server does not have"
+    # Every alias of an option the role manages is in the table: no spelling gets through.
+    for names in options:
+        if any(name in server_args.FLAGS for name in names):
+            assert set(names) <= set(server_args.FLAGS), names
