@@ -43,7 +43,7 @@ def test_default_exec_line_interleaves_and_sizes_the_context_for_all_slots():
 
 def test_mlock_gets_the_memlock_limit_and_still_no_capability():
     unit = render(llama_server_mlock=True)
-    assert "--mlock" in unit
+    assert "--load-mode mmap+mlock" in unit
     assert directive(unit, "LimitMEMLOCK") == ["infinity"]
     assert directive(unit, "CapabilityBoundingSet") == [""] and directive(unit, "AmbientCapabilities") == [""]
 

@@ -60,3 +60,14 @@ def test_table_matches_llama_server_at_the_pinned_commit():
     for names in options:
         if any(name in server_args.FLAGS for name in names):
             assert set(names) <= set(server_args.FLAGS), names
+
+
+@pytest.mark.skipif(not ARG_CPP.exists(), reason="llama.cpp source at the pinned commit not cached")
+def test_every_flag_the_unit_can_render_exists_at_the_pinned_commit():
+    """The unit template only passes flags llama-server knows (this commit replaced --mlock by --load-mode)."""
+    template = (Path(__file__).resolve().parents[4] / "roles" / "llama_server" / "templates"
+                / "llama-server.service.j2").read_text()
+    exec_start = template[template.index("ExecStart="):template.index("Restart=")]
+    rendered = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", exec_start.split("llama_server_binary", 1)[1]))
+    known = {flag for names in _arg_cpp_options() for flag in names}
+    assert rendered and rendered <= known, rendered - known
