@@ -67,7 +67,8 @@ served = post("/completion", {"prompt": prompt, "n_predict": args["tokens"], "te
                               "cache_prompt": False})["content"]
 with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
     f.write(prompt)
-cmd = [os.path.join(os.path.dirname(binary), "llama-completion"), "--model", model, "--file", f.name,
+# --binary-file passes the prompt byte for byte; --file would drop its final newline.
+cmd = [os.path.join(os.path.dirname(binary), "llama-completion"), "--model", model, "--binary-file", f.name,
        "--n-predict", str(args["tokens"]), "--temp", "0", "--threads", threads, "--ctx-size", "4096",
        "--no-conversation", "--no-display-prompt", "--no-escape", "--no-warmup"]
 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
