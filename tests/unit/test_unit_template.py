@@ -14,7 +14,7 @@ BASE = {
     "llama_server_port": 8080, "llama_server_threads": 64, "llama_server_ctx_size": 4096, "llama_server_parallel": 2,
     "llama_server_metrics": True, "llama_server_mlock": False, "llama_server_api_key": "",
     "llama_server_api_key_file": "/etc/llama-server/api-key", "llama_server_tls_cert": "", "llama_server_tls_key": "",
-    "llama_server_extra_args": [],
+    "llama_server_extra_args": [], "llama_server_alias": "",
 }
 
 
@@ -70,3 +70,9 @@ def test_hardening_directive_present(key):
 def test_numactl_keeps_set_mempolicy():
     allowed = directive(render(), "SystemCallFilter")[0].split()
     assert "set_mempolicy" in allowed
+
+
+def test_alias_is_one_argument():
+    unit = render(llama_server_alias="bartowski/Meta-Llama-3.1-405B-Instruct-GGUF:Q6_K")
+    assert "--alias bartowski/Meta-Llama-3.1-405B-Instruct-GGUF:Q6_K \\\n" in unit
+    assert "--alias" not in render()

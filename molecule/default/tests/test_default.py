@@ -112,6 +112,17 @@ def test_props_name_the_pinned_llama_cpp_commit(host):
     assert "unknown" not in props["build_info"]
 
 
+def test_models_endpoint_names_the_model_as_repo_and_quant(host):
+    """Clients (and chat front ends) see <repo>:<quant>, not a file path."""
+    with open(os.path.join(CACHE, "manifest.json")) as handle:
+        repo = json.load(handle)["model_repo"]
+    models = json.loads(http(host, "http://127.0.0.1:8080/v1/models")["body"])
+    assert [m["id"] for m in models["data"]] == [f"{repo}:Q6_K"], models
+    # ... and a request naming it is served.
+    body = json.dumps({"model": f"{repo}:Q6_K", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4})
+    assert http(host, "http://127.0.0.1:8080/v1/chat/completions", body)["status"] == 200
+
+
 def test_health_answers_200(host):
     assert http(host, "http://127.0.0.1:8080/health")["status"] == 200
 
