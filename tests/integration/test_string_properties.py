@@ -118,6 +118,7 @@ def render_unit(**values):
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701 (a unit)
                              trim_blocks=True)
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
     rendered = {k: v for k, v in GOOD.items() if k.startswith("llama_server_")}
     return env.from_string(UNIT.read_text()).render(**{**UNIT_VALUES, **rendered, **values})

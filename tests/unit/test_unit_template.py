@@ -22,6 +22,7 @@ def render(**overrides):
     # A systemd unit, not HTML: no autoescaping, exactly as Ansible's template module renders it.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
     return env.from_string(TEMPLATE.read_text()).render(**dict(BASE, **overrides))
 

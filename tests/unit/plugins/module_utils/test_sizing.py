@@ -30,6 +30,7 @@ def test_ram_fit_is_model_plus_kv_plus_overhead_and_one_byte_decides():
     result = sizing.size(short, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)
     assert result["ram_fits"] is False and result["fits"] is False
     assert "needs 306.3 GB of RAM" in result["failure"] and "preflight_ignore_fit" in result["failure"]
+    assert "Disk" not in result["failure"]
 
 
 def test_exact_kv_from_the_header_is_used_with_sliding_window_layers():
@@ -47,6 +48,7 @@ def test_disk_counts_only_what_is_missing_plus_the_margin():
     result = sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32, disk=disk)
     assert result["disk_fits"] is False and result["fits"] is False
     assert "Disk: needs 0.0 GB free under /srv/llm/models" in result["failure"]
+    assert "of RAM" not in result["failure"], "the RAM fits: the message must not blame it"
     assert sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32,
                        disk=dict(disk, free=65))["disk_fits"] is True
 
@@ -91,12 +93,13 @@ def test_auto_quant_takes_the_best_that_fits_and_the_report_lists_every_candidat
     candidates = quant_candidates(repo)
     assert [c["quant"] for c in candidates] == ["Q8_0", "Q6_K", "Q4_K_M"]
     assert candidates[0]["size_bytes"] == 425 * 10**9 and len(candidates[0]["files"]) == 2
-    chosen, table = sizing.choose_quant(candidates, SEED["memory_total_bytes"], 516096, 8192, GIB4)
+    chosen, table = sizing.choose_quant(candidates, SEED["memory_total_bytes"], {"kv_bytes_per_token": 516096}, 8192,
+                                        GIB4)
     # Q8_0 needs 425 GB + 4.2 GB KV + 4.3 GB > 412 GB; Q6_K fits.
     assert chosen == "Q6_K"
     assert [row["fits"] for row in table] == [False, True, True]
     assert table[1]["memory_needed_bytes"] == 330 * 10**9 + 516096 * 8192 + GIB4
-    assert sizing.choose_quant(candidates, 100 * 10**9, 516096, 8192, GIB4)[0] is None
+    assert sizing.choose_quant(candidates, 100 * 10**9, {"kv_bytes_per_token": 516096}, 8192, GIB4)[0] is None
 
     profile = {"size_bytes": 330 * 10**9, "quant": "Q6_K", "kv_bytes_per_token": 516096}
     result = sizing.size(SEED, profile, context_tokens=8192, threads=32, overhead_bytes=GIB4,
@@ -107,3 +110,18 @@ def test_auto_quant_takes_the_best_that_fits_and_the_report_lists_every_candidat
     assert all(0.5 < row["tokens_per_second"] < 5 for row in rows.values())
     assert rows["Q6_K"]["tokens_per_second"] == result["estimate"]["tokens_per_second"]
     assert "Q8_0" in result["report"] and "does not fit" in result["report"] and "<- chosen" in result["report"]
+
+
+def test_auto_ranks_k_quants_above_legacy_quants_of_the_same_size():
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.gguf_plan import quant_candidates
+
+    repo = listing({"M-Q4_1.gguf": 250, "M-Q4_K_M.gguf": 243, "M-Q5_1.gguf": 300, "M-Q5_K_M.gguf": 285,
+                    "mmproj-M-Q8_0.gguf": 1})
+    assert [c["quant"] for c in quant_candidates(repo)] == ["Q5_K_M", "Q5_1", "Q4_K_M", "Q4_1"]
+
+
+def test_auto_counts_the_sliding_window_cache_too():
+    candidates = [{"quant": "Q8_0", "files": ["m.gguf"], "size_bytes": 1000}]
+    swa = {"kv_bytes_per_token": 10, "kv_swa_bytes_per_token": 10, "kv_swa_window": 128}
+    table = sizing.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
+    assert table[0]["memory_needed_bytes"] == 1000 + 10 * 4096 + 10 * 128

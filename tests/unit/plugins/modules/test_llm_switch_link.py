@@ -34,3 +34,10 @@ def test_refuses_a_real_directory_and_a_missing_target(tmp_path):
         switch(str(tmp_path / "current"), str(tmp_path), check_mode=False)
     with pytest.raises(ValueError, match="does not exist"):
         switch(str(tmp_path / "other"), str(tmp_path / "missing"), check_mode=False)
+
+
+def test_a_relative_link_reports_its_absolute_target(tmp_path):
+    (tmp_path / "versions" / "a").mkdir(parents=True)
+    os.symlink("versions/a", tmp_path / "current")
+    assert switch(str(tmp_path / "current"), str(tmp_path / "versions" / "a"), check_mode=False) == \
+        (False, str(tmp_path / "versions" / "a"))

@@ -44,3 +44,8 @@ def test_silence_until_the_timeout():
     result = run([False] * polls, [("active", 0)] * (polls + 1), timeout=5, interval=1.0)
     assert result["ok"] is False and result["crashed"] is False
     assert result["seconds"] == 5.0 and "within 5 s (state active)" in result["msg"]
+
+
+def test_a_unit_that_exited_cleanly_is_not_waited_for():
+    result = run([False], [("active", 0), ("inactive", 0)], timeout=600)
+    assert result["crashed"] is True and result["seconds"] == 0.0

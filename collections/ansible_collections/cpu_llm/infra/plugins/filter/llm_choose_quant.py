@@ -8,7 +8,7 @@ description:
     candidate (C(gguf_quant_candidates)), best first, and picks the first that fits. The KV cache
     does not depend on the weights' quantization, so one GGUF header's C(kv_bytes_per_token)
     sizes every candidate.
-positional: _input, memory_total_bytes, kv_bytes_per_token, context_tokens, overhead_bytes
+positional: _input, memory_total_bytes, kv_profile, context_tokens, overhead_bytes
 options:
   _input:
     description: The candidates, best first.
@@ -19,9 +19,10 @@ options:
     description: The host's RAM.
     type: int
     required: true
-  kv_bytes_per_token:
-    description: KV cache bytes per token of context (a GGUF profile's value).
-    type: int
+  kv_profile:
+    description: A GGUF profile of the model (any quant), for its KV cache per token (kv_bytes_per_token, and the
+      sliding-window kv_swa_bytes_per_token and kv_swa_window where the architecture has them).
+    type: dict
     required: true
   context_tokens:
     description: Context tokens over all slots.
@@ -35,7 +36,7 @@ options:
 
 EXAMPLES = r"""
 choice: >-
-  {{ candidates | cpu_llm.infra.llm_choose_quant(412316860416, 516096, 4096, 4294967296) }}
+  {{ candidates | cpu_llm.infra.llm_choose_quant(412316860416, {'kv_bytes_per_token': 516096}, 4096, 4294967296) }}
 """
 
 RETURN = r"""
@@ -51,9 +52,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing
 
 
-def llm_choose_quant(candidates, memory_total_bytes, kv_bytes_per_token, context_tokens, overhead_bytes):
+def llm_choose_quant(candidates, memory_total_bytes, kv_profile, context_tokens, overhead_bytes):
     try:
-        chosen, table = sizing.choose_quant(candidates, int(memory_total_bytes), int(kv_bytes_per_token or 0),
+        chosen, table = sizing.choose_quant(candidates, int(memory_total_bytes), dict(kv_profile or {}),
                                             int(context_tokens), int(overhead_bytes))
     except (TypeError, ValueError, KeyError) as exc:
         raise AnsibleFilterError(f"llm_choose_quant: {exc}") from exc

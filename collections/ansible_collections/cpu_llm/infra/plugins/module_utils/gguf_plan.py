@@ -36,7 +36,9 @@ def select_by_quant(index, quant):
     """The .gguf files whose name carries the quant tag (e.g. Q6_K, not Q6_K_L), sorted."""
     # After the tag only '-' or '.': '_' would make Q6_K match Q6_K_L (a different quant).
     tag = re.compile(r"(^|[-._/])" + re.escape(quant) + r"([-.]|$)", re.IGNORECASE)
-    names = sorted(p for p in index if p.endswith(".gguf") and tag.search(_basename(p)))
+    # mmproj-*.gguf are vision projectors that carry the quant tag too, not the model.
+    names = sorted(p for p in index if p.endswith(".gguf") and tag.search(_basename(p))
+                   and not _basename(p).lower().startswith("mmproj"))
     # A sharded model and its single-file twin can sit side by side: prefer the single file.
     single = [n for n in names if not SHARD_RE.match(_basename(n))]
     return [single[0]] if single else names
@@ -130,10 +132,16 @@ def with_sizes(files, head_results):
 # token (half the speed) against Q8_0, whose perplexity is within ~0.01% of F16
 # (llama.cpp tools/quantize/README.md), so the extra RAM buys nothing a user can measure.
 NOT_AUTO = {"F32", "F16", "BF16"}
+# Quality order for auto, best first: llama.cpp's quantize table (tools/quantize/README.md, perplexity
+# increase over F16) ranks the k-quants and i-quants above the legacy quant of the same size
+# (Q4_K_M over Q4_1, Q5_K_M over Q5_1), so bits per weight alone would pick a worse, slower file.
+QUALITY = ["Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "IQ4_XS", "IQ4_NL", "Q4_1",
+           "Q4_0", "Q3_K_L", "Q3_K_M", "IQ3_M", "Q3_K_S", "IQ3_XXS", "Q2_K", "IQ2_M", "IQ2_XS", "IQ2_XXS", "IQ1_M",
+           "IQ1_S", "TQ2_0", "TQ1_0"]
 
 
 def quant_candidates(listing):
-    """Every quant the repository offers: [{quant, files, size_bytes}], highest quality (bits per weight) first.
+    """Every quant the repository offers: [{quant, files, size_bytes}], highest quality (QUALITY) first.
 
     A quant's files are what plan() would pick for it (one file, or one complete shard set).
     """
@@ -150,4 +158,5 @@ def quant_candidates(listing):
         if any(size is None for size in sizes):
             continue
         out.append({"quant": tag, "files": names, "size_bytes": sum(int(size) for size in sizes)})
-    return sorted(out, key=lambda c: (-quant_bits(c["quant"]), c["size_bytes"]))
+    rank = {quant: i for i, quant in enumerate(QUALITY)}
+    return sorted(out, key=lambda c: (rank.get(c["quant"], len(QUALITY)), -quant_bits(c["quant"]), c["size_bytes"]))

@@ -65,16 +65,19 @@ def disk_need(missing_bytes, margin_bytes):
     return max(0, missing_bytes) + margin_bytes
 
 
-def choose_quant(candidates, memory_total_bytes, kv_bytes_per_token, context_tokens, overhead_bytes):
+KV_KEYS = ("kv_bytes_per_token", "kv_swa_bytes_per_token", "kv_swa_window", "kv_method")
+
+
+def choose_quant(candidates, memory_total_bytes, kv_profile, context_tokens, overhead_bytes):
     """The highest-quality candidate whose memory_need() fits; (chosen or None, candidates with fit and need).
 
-    candidates: quant_candidates() (best first). The KV cache does not depend on the weights' quant,
-    so one header's kv_bytes_per_token sizes every candidate.
+    candidates: quant_candidates() (best first). kv_profile: one quant's GGUF profile (or its KV keys);
+    the KV cache does not depend on the weights' quant, so it sizes every candidate.
     """
+    kv = {key: kv_profile[key] for key in KV_KEYS if kv_profile.get(key)}
     table, chosen = [], None
     for candidate in candidates:
-        need = memory_need({"size_bytes": candidate["size_bytes"], "kv_bytes_per_token": kv_bytes_per_token},
-                           context_tokens, overhead_bytes)["total"]
+        need = memory_need(dict(kv, size_bytes=candidate["size_bytes"]), context_tokens, overhead_bytes)["total"]
         fits = need <= memory_total_bytes
         table.append(dict(candidate, memory_needed_bytes=need, fits=fits))
         if fits and chosen is None:
@@ -208,10 +211,12 @@ def render(hardware, model, result, *, name, host, context_tokens):
 
 
 def _failure(hardware, model, result, name):
-    mem, disk = result["memory"], result["disk"] or {}
-    parts = [f"{name} needs {_gb(mem['total'])} GB of RAM (model {_gb(mem['model'])} GB + KV cache "
-             f"{_gb(mem['kv'])} GB + overhead); the host has {_gb(hardware.get('memory_total_bytes'))} GB."]
-    if disk:
+    """Why it does not fit: only the checks that failed."""
+    mem, disk, parts = result["memory"], result["disk"] or {}, []
+    if result["ram_fits"] is False:
+        parts.append(f"{name} needs {_gb(mem['total'])} GB of RAM (model {_gb(mem['model'])} GB + KV cache "
+                     f"{_gb(mem['kv'])} GB + overhead); the host has {_gb(hardware.get('memory_total_bytes'))} GB.")
+    if result["disk_fits"] is False:
         parts.append(f"Disk: needs {_gb(disk['needed'])} GB free under {disk['path']}, has {_gb(disk['free'])} GB.")
     parts.append("Choose a smaller quant or model, add memory or disk, "
                  "or set preflight_ignore_fit: true to run anyway.")

@@ -59,6 +59,8 @@ def switch(link, target, check_mode):
     if os.path.lexists(link) and not os.path.islink(link):
         raise ValueError(f"{link} exists and is not a symlink; refusing to replace it")
     previous = os.readlink(link) if os.path.islink(link) else ""
+    if previous and not os.path.isabs(previous):  # a link made by hand, relative to its directory
+        previous = os.path.normpath(os.path.join(os.path.dirname(link), previous))
     if previous == target:
         return False, previous
     if not check_mode:

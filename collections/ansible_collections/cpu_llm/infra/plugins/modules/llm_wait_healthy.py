@@ -31,6 +31,7 @@ crashed: {description: The service restarted or failed while waiting, returned: 
 restarts: {description: Restarts seen while waiting, returned: always, type: int}
 """
 
+import http.client
 import ssl
 import time
 import urllib.error
@@ -51,7 +52,7 @@ def healthy(url):
     try:
         with urllib.request.urlopen(url, timeout=5, context=context) as response:
             return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError):
         return False
 
 
@@ -69,7 +70,8 @@ def wait(probe, state, timeout, interval, now=time.monotonic, sleep=time.sleep):
         active, restarts = state()
         waited = round(now() - start, 1)
         new_restarts = restarts - restarts_before
-        if new_restarts > 0 or active == "failed":
+        # inactive: exited cleanly, which Restart=on-failure does not restart; it will not answer either.
+        if new_restarts > 0 or active in ("failed", "inactive"):
             return {"ok": False, "seconds": waited, "crashed": True, "restarts": new_restarts,
                     "msg": f"crashed while loading (state {active}, {new_restarts} restart(s) in {waited} s): "
                            "it will not turn healthy"}
