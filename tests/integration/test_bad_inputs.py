@@ -50,6 +50,8 @@ CASES = [
     ({"llama_cpp_prefix": "opt/llama.cpp"}, "llama_cpp_prefix must be an absolute path"),
     ({"os_tuning_sysctl_overrides": {"vm.swappiness; reboot": 1}}, "is not a sysctl key"),
     ({"llama_server_alias": "my model"}, "llama_server_alias must be a model name"),
+    ({"gguf_model_download_connections": 65}, "gguf_model_download_connections must be 1..64"),
+    ({"gguf_model_download_connections": 0}, "gguf_model_download_connections must be 1..64"),
     ({"llm_threads": 4096}, "llm_threads must be 1 to"),
     ({"llm_service_user": "root"}, "llm_service_user must be a system user name other than root"),
     ({"llm_ctx_size": 16}, "llm_ctx_size must be at least 128"),
