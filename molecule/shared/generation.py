@@ -20,13 +20,19 @@ host.check_output, or `podman exec` in scripts/demo.sh), so the requests go to i
 import json
 import shlex
 
-# Questions a 135M instruction model answers right on every CPU tried; a majority must pass.
+# Questions a 135M instruction model answers right on the CPUs tried (AVX-512 native, and an
+# AVX2-only build of the same source: 8 or 9 of 9, France flipping with what the slot has cached);
+# a majority must pass, so one or two flipped answers on some CPU cannot fail the check.
 FACTS = [
     ("What is the capital of France?", ("paris",)),
     ("What is the capital of Germany?", ("berlin",)),
-    ("What is the capital of Italy?", ("rome",)),
+    ("What is the capital of Japan?", ("tokyo",)),
+    ("What is the capital of England?", ("london",)),
     ("Who wrote Romeo and Juliet?", ("shakespeare",)),
-    ("What is the largest planet in our solar system?", ("jupiter",)),
+    ("What is 2 + 2?", ("4", "four")),
+    ("What is the opposite of hot?", ("cold",)),
+    ("What is frozen water called?", ("ice",)),
+    ("How many days are in a week?", ("7", "seven")),
 ]
 FAITHFUL_PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 FAITHFUL_TOKENS = 32
@@ -57,11 +63,14 @@ if args["mode"] == "chat":
     print(json.dumps(out))
     sys.exit(0)
 
-execstart = subprocess.run(["systemctl", "show", "--property", "ExecStart", "--value", args["unit"]],
-                           capture_output=True, text=True, check=True).stdout
-binary = re.search(r"(/\S+/llama-server)\b", execstart).group(1)
-model = unit_flag(execstart, "--model")
-threads = unit_flag(execstart, "--threads")
+if args.get("service"):  # a llama-server started by hand: its binary, model and threads given
+    binary, model, threads = (args["service"][key] for key in ("binary", "model", "threads"))
+else:
+    execstart = subprocess.run(["systemctl", "show", "--property", "ExecStart", "--value", args["unit"]],
+                               capture_output=True, text=True, check=True).stdout
+    binary = re.search(r"(/\S+/llama-server)\b", execstart).group(1)
+    model = unit_flag(execstart, "--model")
+    threads = unit_flag(execstart, "--threads")
 prompt = post("/apply-template", {"messages": args["messages"]})["prompt"]
 served = post("/completion", {"prompt": prompt, "n_predict": args["tokens"], "temperature": 0,
                               "cache_prompt": False})["content"]
@@ -90,10 +99,14 @@ def direct_text(stdout):
     return text[: -len(END_OF_TEXT)] if text.endswith(END_OF_TEXT) else text
 
 
-def faithful(run, base="http://127.0.0.1:8080", key_file=None, unit="llama-server.service"):
-    """(served, direct, details): the service's and llama-completion's greedy text for one prompt."""
+def faithful(run, base="http://127.0.0.1:8080", key_file=None, unit="llama-server.service", service=None):
+    """(served, direct, details): the service's and llama-completion's greedy text for one prompt.
+
+    The binary, model and threads are read from the unit's ExecStart, or given as service
+    ({binary, model, threads}) for a llama-server started by hand.
+    """
     result = _inside(run, {"mode": "faithful", "base": base, "key_file": key_file, "unit": unit,
-                           "messages": FAITHFUL_PROMPT, "tokens": FAITHFUL_TOKENS})
+                           "service": service, "messages": FAITHFUL_PROMPT, "tokens": FAITHFUL_TOKENS})
     assert result["rc"] == 0, f"llama-completion failed: {result['command']}\n{result['stderr_tail']}"
     return result["served"], direct_text(result["direct_stdout"]), result
 
