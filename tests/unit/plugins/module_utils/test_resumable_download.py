@@ -82,7 +82,7 @@ def test_http_error_names_the_url_and_keeps_the_part(hub, tmp_path):
 
 
 def test_token_is_not_sent_to_another_host_on_redirect():
-    handler = rd._NoAuthAcrossHosts()
+    handler = rd.KeepAuthOnSameHost()
     req = rd.urllib.request.Request("https://huggingface.co/a/b/resolve/main/f.gguf",
                                     headers={"Authorization": "Bearer hf_secret"})
     same = handler.redirect_request(req, None, 302, "Found", {}, "https://huggingface.co/other")

@@ -154,7 +154,7 @@ class _FileSource:
         self._handle.close()
 
 
-class _KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
+class KeepAuthOnSameHost(urllib.request.HTTPRedirectHandler):
     """Follow redirects (huggingface.co sends LFS files to its CDN) but never send the token to another host."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
@@ -172,7 +172,7 @@ class _HttpSource:
         self.url = url
         self.headers = dict(headers or {})
         self.timeout = timeout
-        self.opener = urllib.request.build_opener(_KeepAuthOnSameHost)
+        self.opener = urllib.request.build_opener(KeepAuthOnSameHost)
         self._stream = None  # open 200 response of a server without Range support
         self._stream_pos = 0
 

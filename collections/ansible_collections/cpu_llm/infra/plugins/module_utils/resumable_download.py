@@ -53,6 +53,8 @@ import urllib.request
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from ansible_collections.cpu_llm.infra.plugins.module_utils.gguf_header import KeepAuthOnSameHost
+
 CHUNK = 1 << 20  # I/O block
 PART_CHUNK = 64 << 20  # unit of parallel download, resume and hashing
 MAX_CONNECTIONS = 64
@@ -83,16 +85,6 @@ class _WriteError(Exception):
 
 class _StoppedError(Exception):
     """Another worker failed; this one stops."""
-
-
-class _NoAuthAcrossHosts(urllib.request.HTTPRedirectHandler):
-    """Follow redirects (Hugging Face sends LFS files to a CDN) without leaking the token there."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
-            new.remove_header("Authorization")
-        return new
 
 
 def sha256_file(path, start_digest=None, upto=None):
@@ -281,7 +273,7 @@ class _Client:
 
     def __init__(self, url, headers, timeout, opener, retries, max_wait):
         self.url, self.headers, self.timeout = url, dict(headers or {}), timeout
-        self.opener = opener or urllib.request.build_opener(_NoAuthAcrossHosts)
+        self.opener = opener or urllib.request.build_opener(KeepAuthOnSameHost)
         self.retries, self.max_wait = retries, max_wait
         self.resolved = url
         self.lock = threading.Lock()
