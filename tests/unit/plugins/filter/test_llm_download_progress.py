@@ -30,8 +30,8 @@ def test_shards_are_summed_with_the_running_one_rate():
 
 def test_unknown_total_and_rate_and_long_durations():
     line = llm_download_progress(dict(RUNNING, bytes_total=None, rate_bytes_per_s=0), "h")
-    assert line == "h: 212.4 / ? GB, 0.00 GB/s, ETA ?"
-    assert llm_download_progress(dict(RUNNING, rate_bytes_per_s=20e6)) == "212.4 / 404.4 GB, 0.02 GB/s, ETA 2h40m"
+    assert line == "h: 212.4 / ? GB, 0.0 MB/s, ETA ?"
+    assert llm_download_progress(dict(RUNNING, rate_bytes_per_s=20e6)) == "212.4 / 404.4 GB, 20.0 MB/s, ETA 2h40m"
 
 
 def test_bad_input():
