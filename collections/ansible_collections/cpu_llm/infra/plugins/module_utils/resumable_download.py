@@ -204,8 +204,9 @@ def _disk_full(exc, staging_dir, part, size, done):
 class Progress:
     """Bytes done / total, recent rate and ETA, written as JSON to a status file at a steady interval."""
 
-    def __init__(self, path, name, total, interval=2.0, connections=1):
-        self.path, self.name, self.total, self.interval = path, name, total, interval
+    def __init__(self, path, name, total, interval=2.0, connections=1, sink=None):
+        # sink: a function given each snapshot instead of writing it to path (several files in one status).
+        self.path, self.name, self.total, self.interval, self.sink = path, name, total, interval, sink
         self.connections = connections
         self.lock = threading.Lock()
         self.done = 0
@@ -220,7 +221,7 @@ class Progress:
         self.done = self.resumed = already
         self.started = time.monotonic()
         self.samples = [(self.started, already)]
-        if self.path:
+        if self.path or self.sink:
             self.write()
             self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
             self._thread.start()
@@ -248,6 +249,9 @@ class Progress:
                 "elapsed_seconds": round(elapsed, 1), "connections": self.connections, "updated": round(time.time(), 3)}
 
     def write(self):
+        if self.sink:
+            self.sink(self.snapshot())
+            return
         if not self.path:
             return
         tmp = f"{self.path}.tmp"
@@ -590,7 +594,7 @@ class _Parallel:
 
 def fetch(url, dest, staging_dir, sha256=None, size=None, headers=None, timeout=60, check_mode=False,
           evict=True, opener=None, connections=1, chunk_size=PART_CHUNK, progress_file=None,
-          progress_interval=2.0, retries=RETRIES, max_retry_wait=MAX_RETRY_WAIT):
+          progress_interval=2.0, retries=RETRIES, max_retry_wait=MAX_RETRY_WAIT, progress_sink=None):
     """Make dest hold the file at url with this sha256. Returns a result dict for Ansible."""
     result = {"changed": False, "dest": dest, "bytes_downloaded": 0, "resumed_from": 0, "sha256": sha256,
               "connections": 0, "retries": 0, "reresolved": 0, "warnings": []}
@@ -607,7 +611,7 @@ def fetch(url, dest, staging_dir, sha256=None, size=None, headers=None, timeout=
     os.makedirs(staging_dir, exist_ok=True)
     part = os.path.join(staging_dir, os.path.basename(dest) + ".part")
     client = _Client(url, headers, timeout, opener, retries, max_retry_wait)
-    progress = Progress(progress_file, os.path.basename(dest), size, progress_interval, connections)
+    progress = Progress(progress_file, os.path.basename(dest), size, progress_interval, connections, progress_sink)
     try:
         digest = _transfer(client, part, staging_dir, size, sha256, connections, chunk_size, evict, progress, result)
     except BaseException:
@@ -685,3 +689,65 @@ def _probe(client, part, parallel):
             response.read()
             return None
         return f"{client.url} answered HTTP {response.status} to a ranged GET"
+
+
+class _StatusFile:
+    """One JSON list for several files fetched one after another: done, current and pending entries."""
+
+    def __init__(self, path, files):
+        self.path = path
+        self.lock = threading.Lock()
+        self.entries = [{"file": os.path.basename(f["dest"]), "state": "pending", "bytes_done": 0,
+                         "bytes_total": f.get("size"), "resumed_from": 0, "rate_bytes_per_s": 0,
+                         "elapsed_seconds": 0} for f in files]
+
+    def sink(self, index):
+        def write(snapshot):
+            with self.lock:
+                self.entries[index] = snapshot
+                entries = list(self.entries)
+            if not self.path:
+                return
+            tmp = f"{self.path}.tmp"
+            with contextlib.suppress(OSError):  # progress is advisory: never fail a download over it
+                with open(tmp, "w") as handle:
+                    json.dump(entries, handle)
+                os.replace(tmp, self.path)
+        return write
+
+    def mark(self, index, size, state):
+        """A file that needed no transfer (already verified) counts as done, with its bytes."""
+        self.sink(index)({"file": self.entries[index]["file"], "state": state, "bytes_done": size or 0,
+                          "bytes_total": size, "resumed_from": size or 0, "rate_bytes_per_s": 0,
+                          "elapsed_seconds": 0})
+
+
+def fetch_all(files, staging_dir, progress_file=None, check_mode=False, **options):
+    """fetch() each of files ({url, dest, sha256, size}) in order; one status file for all of them.
+
+    One background job for the whole model keeps its progress on one line and its connections to
+    one file at a time. The first failure stops the rest (earlier files stay verified in place).
+    """
+    if check_mode:
+        progress_file = None  # check mode writes nothing
+    elif progress_file:
+        os.makedirs(os.path.dirname(progress_file), exist_ok=True)
+    status = _StatusFile(progress_file, files)
+    if files:
+        status.sink(0)(status.entries[0])  # all pending: a watcher never reads an earlier run's file
+    total = {"changed": False, "files": [], "bytes_downloaded": 0, "retries": 0, "reresolved": 0,
+             "seconds": 0.0, "warnings": []}
+    for index, spec in enumerate(files):
+        result = fetch(spec["url"], spec["dest"], staging_dir, sha256=spec.get("sha256"), size=spec.get("size"),
+                       check_mode=check_mode, progress_sink=status.sink(index), **options)
+        if not result["changed"] or check_mode:
+            status.mark(index, spec.get("size"), "done")
+        total["changed"] = total["changed"] or result["changed"]
+        total["warnings"].extend(result.pop("warnings"))
+        for key in ("bytes_downloaded", "retries", "reresolved"):
+            total[key] += result.get(key, 0)
+        total["seconds"] += result.get("seconds", 0)
+        total["files"].append(result)
+    total["seconds"] = round(total["seconds"], 3)
+    total["average_bytes_per_s"] = round(total["bytes_downloaded"] / total["seconds"], 1) if total["seconds"] else 0
+    return total

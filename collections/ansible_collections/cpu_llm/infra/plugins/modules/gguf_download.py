@@ -21,12 +21,25 @@ description:
     resolved again from I(url); a full disk stops with the directory and the bytes still needed,
     keeping the part for the next run; a server that ignores Range requests is downloaded over one
     connection, with a warning."
-  - "Runs as an async task (C(async) and C(poll: 0), then M(ansible.builtin.async_status)); I(progress_file)
-    then tells how far it is (read it with the C(cpu_llm.infra.llm_download_progress) filter)."
+  - "With I(files), fetches several files (the shards of one model) one after another in one call:
+    one background job, one status file listing every file (done, current, pending)."
+  - "Runs as an async task (C(async) and C(poll: 0)), watched by C(cpu_llm.infra.llm_async_watch), which
+    prints I(progress_file) as lines in the play (or read it with the C(cpu_llm.infra.llm_download_progress)
+    filter)."
   - Supports check mode.
 options:
-  url: {description: URL of the file, type: str, required: true}
-  dest: {description: Final path, type: path, required: true}
+  url: {description: URL of the file (or use I(files)), type: str}
+  dest: {description: Final path (or use I(files)), type: path}
+  files:
+    description:
+      - Several files to fetch in order, instead of I(url), I(dest), I(sha256) and I(size). Each entry has
+        C(path) (appended to I(base_url)), and optionally C(name) (the file name in I(dest_dir); default the
+        path's last part), C(sha256) and C(size). The gguf_model_plan filter's entries are of this form;
+        other keys are ignored.
+    type: list
+    elements: raw
+  base_url: {description: URL the I(files) are served under; required with I(files), type: str}
+  dest_dir: {description: Directory the I(files) are placed in; required with I(files), type: path}
   staging_dir:
     description: Directory for partial downloads, on the same filesystem as dest
     type: path
@@ -68,18 +81,27 @@ EXAMPLES = r"""
     sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
     connections: 8
 
-- name: Fetch in the background, reporting progress
+- name: Fetch both shards in the background, reporting progress
   cpu_llm.infra.gguf_download:
-    url: https://huggingface.co/org/model-GGUF/resolve/main/model-Q6_K.gguf
-    dest: /srv/llm/models/org--model-GGUF/main/model-Q6_K.gguf
+    base_url: https://huggingface.co/org/model-GGUF/resolve/main
+    dest_dir: /srv/llm/models/org--model-GGUF/main
+    files:
+      - {path: Q6_K/model-Q6_K-00001-of-00002.gguf, sha256: "0123...cdef", size: 50000000000}
+      - {path: Q6_K/model-Q6_K-00002-of-00002.gguf, sha256: "4567...89ab", size: 21000000000}
     staging_dir: /srv/llm/models/.staging/org--model-GGUF/main
     progress_file: /srv/llm/models/.staging/progress.json
-  async: 36000
+  async: 604800
   poll: 0
   register: job
+
+- name: Wait for it, printing a progress line every 10 s
+  cpu_llm.infra.llm_async_watch:
+    job: "{{ job }}"
+    progress_file: /srv/llm/models/.staging/progress.json
 """
 
 RETURN = r"""
+files: {description: With I(files), each file's result (the keys below), returned: with files, type: list}
 bytes_downloaded: {description: Bytes transferred by this run, returned: always, type: int}
 resumed_from: {description: Offset the transfer resumed from (0 for a fresh start), returned: always, type: int}
 sha256: {description: sha256 of the file in place, returned: always, type: str}
@@ -99,14 +121,37 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils.resumable_download i
     MAX_CONNECTIONS,
     DownloadError,
     fetch,
+    fetch_all,
 )
+
+
+def _specs(module):
+    """files entries as fetch_all wants them: url, dest, sha256, size."""
+    p = module.params
+    if not p["base_url"] or not p["dest_dir"]:
+        module.fail_json(msg="files needs base_url and dest_dir")
+    specs = []
+    for entry in p["files"]:
+        if not isinstance(entry, dict) or not entry.get("path"):
+            module.fail_json(msg=f"files: every entry needs a path, got {entry!r}")
+        name = entry.get("name") or entry["path"].rsplit("/", 1)[-1]
+        if "/" in name or name in (".", ".."):
+            module.fail_json(msg=f"files: name must be a plain file name, got {name!r}")
+        size = entry.get("size")
+        specs.append({"url": p["base_url"].rstrip("/") + "/" + entry["path"].lstrip("/"),
+                      "dest": f"{p['dest_dir'].rstrip('/')}/{name}", "sha256": entry.get("sha256") or None,
+                      "size": int(size) if size not in (None, "") else None})
+    return specs
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "url": {"type": "str", "required": True},
-            "dest": {"type": "path", "required": True},
+            "url": {"type": "str"},
+            "dest": {"type": "path"},
+            "files": {"type": "list", "elements": "raw"},
+            "base_url": {"type": "str"},
+            "dest_dir": {"type": "path"},
             "staging_dir": {"type": "path", "required": True},
             "sha256": {"type": "str"},
             "size": {"type": "int"},
@@ -120,16 +165,23 @@ def main():
             "max_retry_wait": {"type": "float", "default": 60.0},
         },
         supports_check_mode=True,
+        mutually_exclusive=[("files", "url"), ("files", "dest"), ("files", "sha256"), ("files", "size")],
+        required_by={"files": ("base_url", "dest_dir")},
+        required_one_of=[("files", "url")],
+        required_together=[("url", "dest")],
     )
     p = module.params
     if not 1 <= p["connections"] <= MAX_CONNECTIONS:
         module.fail_json(msg=f"connections must be 1..{MAX_CONNECTIONS}, got {p['connections']}")
+    common = {"headers": p["headers"], "timeout": p["timeout"], "check_mode": module.check_mode,
+              "evict": p["evict_page_cache"], "connections": p["connections"],
+              "progress_file": p["progress_file"] or None, "progress_interval": p["progress_interval"],
+              "retries": p["retries"], "max_retry_wait": p["max_retry_wait"]}
     try:
-        result = fetch(p["url"], p["dest"], p["staging_dir"], sha256=p["sha256"], size=p["size"],
-                       headers=p["headers"], timeout=p["timeout"], check_mode=module.check_mode,
-                       evict=p["evict_page_cache"], connections=p["connections"],
-                       progress_file=p["progress_file"] or None, progress_interval=p["progress_interval"],
-                       retries=p["retries"], max_retry_wait=p["max_retry_wait"])
+        if p["files"]:
+            result = fetch_all(_specs(module), p["staging_dir"], **common)
+        else:
+            result = fetch(p["url"], p["dest"], p["staging_dir"], sha256=p["sha256"], size=p["size"], **common)
     except DownloadError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings"):
