@@ -52,6 +52,7 @@ CASES = [
     ({"llama_server_alias": "my model"}, "llama_server_alias must be a model name"),
     ({"gguf_model_download_connections": 65}, "gguf_model_download_connections must be 1..64"),
     ({"gguf_model_download_connections": 0}, "gguf_model_download_connections must be 1..64"),
+    ({"gguf_model_progress_interval": 0}, "gguf_model_progress_interval must be a number of seconds, at least 1"),
     ({"llm_threads": 4096}, "llm_threads must be 1 to"),
     ({"llm_service_user": "root"}, "llm_service_user must be a system user name other than root"),
     ({"llm_ctx_size": 16}, "llm_ctx_size must be at least 128"),
