@@ -10,6 +10,27 @@ source .venv/bin/activate
 export PYTHON=python
 molecule converge -s default
 
+# Molecule frames the play's output; show the sizing report and the download's progress lines
+# plainly, from the play's log (ANSIBLE_LOG_PATH in molecule/default/molecule.yml).
+log=$(ls -t "$HOME"/.ansible/tmp/molecule.*.default/ansible.log 2>/dev/null | head -n 1 || true)
+if [ -n "$log" ]; then
+  python - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+reports = re.findall(r"^ {8}(Sizing report for .*?)\n\n", text, re.MULTILINE | re.DOTALL)
+progress = re.findall(r"\| (llm-default: [\d.]+ (?:/ [\d.]+ )?[MG]B.*)$", text, re.MULTILINE)
+if reports:
+    print("\n" + "\n".join(line[8:] if line.startswith(" " * 8) else line for line in reports[-1].splitlines()))
+if progress:
+    last = max(i for i, line in enumerate(progress) if " in " in line and "average" in line) if any(
+        "average" in line for line in progress) else len(progress) - 1
+    first = last
+    while first > 0 and "average" not in progress[first - 1]:
+        first -= 1
+    print("\nModel download:\n  " + "\n  ".join(progress[first:last + 1]))
+PY
+fi
+
 url=http://127.0.0.1:8080
 question="What is the capital of France? Answer in one sentence."
 # The same CPU-independent checks as the tests (molecule/shared/generation.py), run inside the

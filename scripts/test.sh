@@ -31,7 +31,9 @@ run_molecule() {
   done
 }
 stop_hub() {
-  python tests/support/hf_server.py --stop --pidfile "${LLM_CACHE_DIR:-/var/cache/llm-cpu-infra}/hub.pid" >/dev/null || true
+  for pidfile in hub.pid hub-slow.pid; do
+    python tests/support/hf_server.py --stop --pidfile "${LLM_CACHE_DIR:-/var/cache/llm-cpu-infra}/$pidfile" >/dev/null || true
+  done
 }
 
 case "$stage" in

@@ -13,3 +13,7 @@ bash "$here/build_image.sh" "${LLM_TEST_IMAGE:-localhost/llm-cpu-debian:bookworm
 mkdir -p "$cache/ccache"
 "$python" "$here/hf_server.py" --daemon --root "$cache/www" --port "$port" \
   --pidfile "$cache/hub.pid" --request-log "$cache/hub-requests.jsonl"
+# The same files at 16 MB/s per connection: the default scenario downloads its model from here,
+# so the download lasts seconds and the play's progress lines can be seen (and tested).
+"$python" "$here/hf_server.py" --daemon --root "$cache/www" --port "${LLM_TEST_SLOW_HUB_PORT:-18081}" \
+  --pidfile "$cache/hub-slow.pid" --per-connection-rate 16000000

@@ -230,3 +230,19 @@ def test_tuning_tools_installed(host):
 def test_no_kernel_parameters_and_no_memlock_file_by_default(host):
     assert not host.file("/etc/default/grub.d/60-llm-inference.cfg").exists
     assert not host.file("/etc/security/limits.d/60-llm-memlock.conf").exists
+
+
+def test_the_converge_showed_the_download_moving():
+    """The play printed progress lines while the model came (from the rate-capped hub) and the average after.
+
+    Read from the play's log (ANSIBLE_LOG_PATH, molecule.yml), where the converge wrote them.
+    """
+    log = open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.log")).read()
+    running = re.findall(r"llm-default: ([\d.]+) / ([\d.]+) MB, ([\d.]+) MB/s, ETA (\S+)$", log, re.MULTILINE)
+    assert len(running) >= 2, "fewer than two progress lines in the converge log"
+    done = [float(d) for d, _, _, _ in running]
+    total = float(running[0][1])
+    assert done == sorted(done) and done[-1] < total  # it moved, and the lines came before the end
+    assert any(float(r) > 0 for _, _, r, _ in running) and any(eta != "?" for *_, eta in running)
+    final = re.findall(r"llm-default: ([\d.]+) MB in \d+s, average ([\d.]+) MB/s$", log, re.MULTILINE)
+    assert final and float(final[0][0]) == total and float(final[0][1]) > 0
