@@ -139,7 +139,7 @@ def test_under_the_json_callback_stdout_stays_one_document_and_the_lines_go_to_s
     out, log = play(tmp_path, download_tasks(base, files, tmp_path), ANSIBLE_STDOUT_CALLBACK="json")
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)  # parseable: no progress line in it
-    watch = [t for t in result["plays"][0]["tasks"] if t["task"]["name"] == "Watch"][0]
+    watch = next(t for t in result["plays"][0]["tasks"] if t["task"]["name"] == "Watch")
     lines = watch["hosts"]["localhost"]["progress_lines"]
     assert lines and lines[-1].startswith("localhost: 5.0 MB in ")
     assert all(line in out.stderr for line in lines) and lines[-1] in log

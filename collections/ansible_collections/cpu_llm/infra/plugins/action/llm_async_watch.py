@@ -11,7 +11,7 @@ import json
 import shlex
 import time
 
-from ansible import constants as C
+from ansible import constants
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible_collections.cpu_llm.infra.plugins.module_utils.progress_lines import (
@@ -42,7 +42,7 @@ ASYNC_KEYS = ("ansible_job_id", "started", "finished", "results_file", "erased",
 def show(line):
     """Print a progress line where the play's output goes; to stderr under a JSON stdout callback,
     whose stdout must stay one parseable document."""
-    callback = str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
+    callback = str(constants.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
     display.display(line, stderr="json" in callback)
 
 
