@@ -22,6 +22,9 @@ PLAY = """
   tasks:
     - ansible.builtin.include_role:
         name: os_tuning
+        tasks_from: state
+    - ansible.builtin.include_role:
+        name: os_tuning
         tasks_from: cmdline
 """
 
