@@ -351,3 +351,10 @@ def test_service_settings_for_each_policy():
         settings = at.service_settings(doc)
         assert (settings["numactl"], settings["numa_flag"]) == (numactl, flag)
         assert settings["no_mmap"] is True and settings["environment"] == {}
+
+
+def test_service_settings_without_a_prompt_processing_result():
+    doc = at.document(result_for_document(), at.fingerprint(**FP_ARGS), "2025-06-01")
+    doc["chosen"]["pp"] = doc["default"]["pp"] = None  # n_prompt 0: llama-bench ran no pp test
+    comments = at.service_settings(doc)["comments"]
+    assert comments["batch_size"] == "measured 2025-06-01: no prompt processing result (llama.cpp's default kept)"

@@ -420,8 +420,10 @@ def service_settings(doc):
     day = str(doc.get("measured_at", ""))[:10]
 
     def said(metric, label):
-        return (f"measured {day}: {doc['chosen'][metric]:.1f} tok/s vs {default[metric]:.1f} tok/s "
-                f"with the defaults ({label})")
+        chosen, untuned = doc["chosen"][metric], default[metric]
+        if chosen is None or untuned is None:
+            return f"measured {day}: no {label} result (llama.cpp's default kept)"
+        return f"measured {day}: {chosen:.1f} tok/s vs {untuned:.1f} tok/s with the defaults ({label})"
 
     tg, pp = said("tg", "generation"), said("pp", "prompt processing")
     return {
