@@ -125,6 +125,8 @@ def test_omp_and_batch_skips_and_batch_is_decided_by_prompt_processing():
     reasons = {e[0]: e[2] for e in space if len(e) > 2}
     assert "does not link an OpenMP runtime" in reasons["omp"]
     assert "n_prompt 64 is one micro-batch" in reasons["batch"]
+    space, _ = at.search_space(ONE_NODE_8, openmp=True, model_bytes=1 << 30, n_prompt=0)
+    assert dict((e[0], e[2]) for e in space if len(e) > 2)["batch"].startswith("n_prompt 0: no prompt-processing")
     space, _ = at.search_space(ONE_NODE_8, openmp=None, model_bytes=1 << 30, n_prompt=64)
     assert "omp" not in {e[0] for e in space if len(e) > 2}  # ldd could not tell: measure it
 

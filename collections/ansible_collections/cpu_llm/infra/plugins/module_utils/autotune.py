@@ -171,7 +171,9 @@ def search_space(topo, openmp, model_bytes=None, n_prompt=None, dimensions=DIMEN
             entry = ("mmap", [True, False])
         else:
             entry = ("batch", _batch_values(n_prompt))
-            if len(entry[1]) < 2:
+            if n_prompt == 0:
+                entry += ("n_prompt 0: no prompt-processing test to decide batch sizes",)
+            elif len(entry[1]) < 2:
                 entry += (f"n_prompt {n_prompt} is one micro-batch for every ubatch candidate "
                           f"({', '.join(map(str, UBATCH_LADDER))}); raise n_prompt to tune batch sizes",)
         if name not in dimensions and len(entry) == 2:
