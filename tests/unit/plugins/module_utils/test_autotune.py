@@ -59,6 +59,30 @@ def test_finds_six_of_eight_threads_and_active_omp_and_stops_early_on_the_ladder
     assert trial["tg_samples"] == pytest.approx([9.95, 10.0, 10.05])
 
 
+def test_the_choice_is_confirmed_against_the_default_measured_again():
+    host = Host({8: 10.0, 7: 11.0, 6: 12.0, 4: 9.0, 2: 5.0})
+    result = at.search(host, space_for(ONE_NODE_8), budget_seconds=1000, clock=host.clock)
+    assert result["trials"][-1]["dimension"] == "confirm" and result["trials"][-1]["config"] == host.runs[0]
+    assert result["confirmation"] == {"kept": True, "drift_pct": 0.0,
+                                      "reason": "the chosen configuration still beats the default"}
+
+
+def test_a_host_whose_load_changed_during_the_search_keeps_the_default():
+    """The default ran while something else loaded the host; nothing is faster once the host is quiet."""
+    runs = []
+
+    def measure(config):
+        runs.append(config)
+        tg = 10.0 if len(runs) == 1 else 20.0  # every configuration runs at 20 on the quiet host
+        return {"tg": [tg, tg, tg], "pp": [100.0], "seconds": 1.0}
+
+    result = at.search(measure, space_for(ONE_NODE_8), budget_seconds=1000)
+    assert result["trials"][1]["verdict"] == "better"  # OMP looked twice as fast against the busy default
+    assert result["chosen"]["config"] == result["default"]["config"] and result["chosen"]["tg"] == 20.0
+    assert result["confirmation"]["kept"] is False and result["confirmation"]["drift_pct"] == 100.0
+    assert result["trials"][-1]["verdict"] == "default"
+
+
 def test_the_walk_stops_after_two_worse_values_without_reaching_the_floor():
     host = Host({8: 10.0, 7: 9.0, 6: 8.0, 4: 20.0, 2: 30.0})
     result = at.search(host, space_for(ONE_NODE_8, dimensions=("threads",)), budget_seconds=1000, clock=host.clock)
@@ -83,7 +107,9 @@ def test_a_difference_inside_the_noise_is_no_gain():
 def test_the_budget_caps_the_search_and_no_trial_starts_that_cannot_fit():
     host = Host({8: 10.0, 7: 11.0, 6: 12.0, 4: 9.0, 2: 5.0}, seconds=10.0)
     result = at.search(host, space_for(ONE_NODE_8), budget_seconds=35, clock=host.clock)
-    assert len(host.runs) == 3  # 10 + 10 + 10; a fourth would end at 40 > 35
+    # 10 for the default, 10 for OMP (20 + 10 reserved for the confirmation fit in 35), then the
+    # confirmation; one more trial would have left no room for it.
+    assert [t["dimension"] for t in result["trials"]] == ["default", "omp", "confirm"]
     assert result["seconds"] == 30 and result["stopped"] == "budget"
     assert result["skipped"]["threads"] == "time budget spent before its walk finished"
     assert result["skipped"]["mmap"] == "time budget spent"
@@ -91,6 +117,7 @@ def test_the_budget_caps_the_search_and_no_trial_starts_that_cannot_fit():
     host = Host({8: 10.0, 7: 11.0, 6: 12.0, 4: 9.0, 2: 5.0})
     result = at.search(host, space_for(ONE_NODE_8), budget_seconds=5, clock=host.clock)
     assert len(host.runs) == 1 and result["stopped"] == "budget" and result["chosen"] == result["default"]
+    assert result["confirmation"] == {"kept": True, "reason": "the default was not beaten"}
 
 
 def test_numa_is_skipped_on_one_node_and_walked_on_two():
@@ -134,6 +161,7 @@ def test_omp_and_batch_skips_and_batch_is_decided_by_prompt_processing():
     result = at.search(host, space_for(ONE_NODE_8, n_prompt=1024, dimensions=("batch",)), 1000, clock=host.clock)
     assert [t["config"]["ubatch"] for t in result["trials"] if t["dimension"] == "batch"] == [1024, 256, 128]
     assert result["chosen"]["config"]["ubatch"] == 128 and result["chosen"]["pp"] == 130.0
+    assert result["confirmation"]["kept"] is True  # on prompt processing: tg did not change
     assert result["skipped"]["threads"] == "not among the dimensions to tune"
 
 
@@ -392,6 +420,7 @@ def test_document_and_service_settings():
     assert doc["effective_bandwidth_bytes_per_s"] == 24_000_000_000
     assert "derived from generation speed" in doc["effective_bandwidth_source"]
     assert doc["alternatives"][0]["dimension"] == "default" and doc["stopped"] == "done"
+    assert doc["confirmation"]["kept"] is True
     assert set(doc) >= {"chosen", "default", "noise_pct", "seconds", "budget_seconds", "skipped", "parameters"}
     assert "effective_bandwidth_bytes_per_s" not in at.document(result_for_document(), fp, "2025-06-01")
 

@@ -241,7 +241,10 @@ def search(measure, space, budget_seconds, clock=time.monotonic):
     {"error": text, "seconds": float}. Each dimension walks its values in order and keeps a value only
     if its median beats the best so far by more than the noise threshold; the walk stops after
     PATIENCE values in a row that are measurably worse. No trial starts that the budget, estimated
-    from the slowest trial so far, cannot fit. Raises BenchError when the default configuration fails.
+    from the slowest trial so far, cannot fit; one such estimate stays reserved for the confirmation:
+    when the chosen configuration is not the default, the default is measured again and the choice
+    kept only if it still wins (a host whose load changed during the search favours whatever ran in
+    the quiet moment). Raises BenchError when the default configuration fails.
     """
     start = clock()
     default = {}
@@ -282,7 +285,7 @@ def search(measure, space, budget_seconds, clock=time.monotonic):
             if _key(config) in measured:
                 continue
             estimate = max(t["seconds"] for t in trials)
-            if clock() - start + estimate > budget_seconds:
+            if clock() - start + 2 * estimate > budget_seconds:  # this trial and the confirmation
                 stopped = "budget"
                 break
             trial = run(config, name)
@@ -300,9 +303,11 @@ def search(measure, space, budget_seconds, clock=time.monotonic):
                             if len(e) == 2 and len(e[1]) > 1})
             break
 
+    best, confirmation = _confirm(run, best, trials, start, clock, budget_seconds)
     return {
         "default": _summary(trials[0]),
         "chosen": _summary(best),
+        "confirmation": confirmation,
         "trials": trials,
         "noise_pct": noise_pct(trials, "tg"),
         "noise_pct_pp": noise_pct(trials, "pp"),
@@ -311,6 +316,28 @@ def search(measure, space, budget_seconds, clock=time.monotonic):
         "stopped": stopped,
         "skipped": skipped,
     }
+
+
+def _confirm(run, best, trials, start, clock, budget_seconds):
+    """(best, confirmation): the default measured again, and best kept only if it still beats it."""
+    default = trials[0]
+    if best is default:
+        return best, {"kept": True, "reason": "the default was not beaten"}
+    if clock() - start + max(t["seconds"] for t in trials) > budget_seconds:
+        return best, {"kept": True, "reason": "no time left to measure the default again"}
+    again = run(default["config"], "confirm")
+    if "error" in again or not again.get("tg"):
+        return best, {"kept": True, "reason": "measuring the default again failed"}
+    # Each changed setting must still win on the metric that chose it.
+    metrics = {"pp" if key in ("batch", "ubatch") else "tg"
+               for key, value in best["config"].items() if value != default["config"][key]}
+    drift = round(100 * (again["tg"] - default["tg"]) / default["tg"], 2)
+    lost = sorted(m for m in metrics if _compare(best, again, m, trials) != "better")
+    again["verdict"] = "default" if lost else "chosen"
+    if lost:
+        return again, {"kept": False, "drift_pct": drift,
+                       "reason": f"the default measured again is within the noise or faster on {', '.join(lost)}"}
+    return best, {"kept": True, "drift_pct": drift, "reason": "the chosen configuration still beats the default"}
 
 
 def noise_pct(trials, metric):
@@ -399,6 +426,7 @@ def document(result, fingerprint, measured_at, model_active_bytes=None, paramete
         "chosen": chosen,
         "default": result["default"],
         "alternatives": result["trials"],
+        "confirmation": result.get("confirmation", {}),
         "noise_pct": result["noise_pct"],
         "noise_pct_pp": result.get("noise_pct_pp"),
         "seconds": result["seconds"],

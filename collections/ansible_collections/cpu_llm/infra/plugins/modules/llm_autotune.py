@@ -15,6 +15,9 @@ description:
     reason. Each configuration is measured I(repetitions) times and the median counts; a value is kept only if it
     beats the best so far by more than max(2%, 2 x the host's measured noise). Generation speed decides every
     dimension except batch, which prompt processing decides."
+  - "When the search chose anything but the untuned settings, the untuned settings are measured once more at the
+    end and the choice is kept only if it still wins: a host whose load changed during the search would otherwise
+    favour whatever ran in the quiet moment. The budget keeps room for that run."
   - "The result, with every trial, goes to I(path) as JSON. While the fingerprint (CPU, sockets, NUMA nodes,
     memory, llama.cpp build, model) is unchanged, later runs return that document without measuring."
   - Check mode reports whether it would tune, without measuring or writing.
@@ -95,9 +98,10 @@ document:
   description:
     - "The tuning document (also at I(path)): version, measured_at, fingerprint (with sha256), chosen and default
       ({config, tg, pp}), alternatives (every trial: dimension, config, tg/pp medians and samples, seconds,
-      verdict or error), noise_pct, noise_pct_pp, seconds, budget_seconds, stopped (budget or done), skipped
-      (dimension or value: reason), parameters, tokens_per_second ({tg, pp} of the chosen config) and, with
-      I(model_active_bytes), effective_bandwidth_bytes_per_s."
+      verdict or error), confirmation (kept, drift_pct, reason), noise_pct, noise_pct_pp, seconds,
+      budget_seconds, stopped (budget or done), skipped (dimension or value: reason), parameters,
+      tokens_per_second ({tg, pp} of the chosen config) and, with I(model_active_bytes),
+      effective_bandwidth_bytes_per_s."
     - Empty in check mode when it would tune.
   returned: always
   type: dict
