@@ -427,9 +427,9 @@ def test_document_and_service_settings():
     settings = at.service_settings(doc)
     comments = settings.pop("comments")
     assert settings == {"threads": 6, "numactl": [], "numa_flag": "", "environment": at.OMP_ENV,
-                        "batch_size": 2048, "ubatch_size": 512, "no_mmap": False}
-    assert comments["threads"] == "measured 2025-06-01: 24.0 tok/s vs 10.0 tok/s with the defaults (generation)"
-    assert comments["ubatch_size"].endswith("(prompt processing)")
+                        "batch_size": 2048, "ubatch_size": 512, "load_mode": ""}
+    assert comments["threads"] == "6; measured 2025-06-01: 24.0 tok/s vs 10.0 tok/s with the defaults (generation)"
+    assert comments["batch"].startswith("2048/512; ") and comments["batch"].endswith("(prompt processing)")
 
 
 def test_service_settings_for_each_policy():
@@ -439,11 +439,11 @@ def test_service_settings_for_each_policy():
         doc["chosen"]["config"].update(numa=numa, mmap=False, omp=False)
         settings = at.service_settings(doc)
         assert (settings["numactl"], settings["numa_flag"]) == (numactl, flag)
-        assert settings["no_mmap"] is True and settings["environment"] == {}
+        assert settings["load_mode"] == "none" and settings["environment"] == {}
 
 
 def test_service_settings_without_a_prompt_processing_result():
     doc = at.document(result_for_document(), at.fingerprint(**FP_ARGS), "2025-06-01")
     doc["chosen"]["pp"] = doc["default"]["pp"] = None  # n_prompt 0: llama-bench ran no pp test
     comments = at.service_settings(doc)["comments"]
-    assert comments["batch_size"] == "measured 2025-06-01: no prompt processing result (llama.cpp's default kept)"
+    assert comments["batch"].endswith("measured 2025-06-01: no prompt processing result (llama.cpp's default kept)")

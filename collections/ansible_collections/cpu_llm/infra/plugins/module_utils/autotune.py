@@ -463,8 +463,11 @@ def service_settings(doc):
         "environment": dict(OMP_ENV) if config["omp"] else {},
         "batch_size": int(config["batch"]),
         "ubatch_size": int(config["ubatch"]),
-        # llama-server --load-mode none at the pinned commit; --no-mmap on older builds.
-        "no_mmap": not config["mmap"],
-        "comments": {"threads": tg, "numactl": tg, "numa_flag": tg, "environment": tg,
-                     "batch_size": pp, "ubatch_size": pp, "no_mmap": tg},
+        # llama-server --load-mode at the pinned commit: none reads the model into RAM; "" keeps mmap.
+        "load_mode": "" if config["mmap"] else "none",
+        # One note per measured setting, printed above ExecStart: the value and what it was measured at.
+        "comments": {"threads": f"{config['threads']}; {tg}", "numa": f"{config['numa']}; {tg}",
+                     "openmp": f"{'OMP_WAIT_POLICY=active' if config['omp'] else 'defaults'}; {tg}",
+                     "batch": f"{config['batch']}/{config['ubatch']}; {pp}",
+                     "load_mode": f"{'mmap' if config['mmap'] else 'none'}; {tg}"},
     }

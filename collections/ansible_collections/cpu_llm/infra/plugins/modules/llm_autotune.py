@@ -108,7 +108,7 @@ document:
 service:
   description:
     - "What the llama-server unit needs: threads, numactl (arguments), numa_flag, environment (OMP_* variables),
-      batch_size, ubatch_size, no_mmap, comments (each setting's measurement)."
+      batch_size, ubatch_size, load_mode, comments (each setting's measurement)."
     - Empty when there is no document.
   returned: always
   type: dict
