@@ -57,6 +57,11 @@ CASES = [
     ({"llm_service_user": "root"}, "llm_service_user must be a system user name other than root"),
     ({"llm_ctx_size": 16}, "llm_ctx_size must be at least 128"),
     ({"llm_parallel": 0}, "llm_parallel must be at least 1"),
+    ({"llm_autotune_budget_minutes": 0}, "llm_autotune_budget_minutes must be a number of minutes from 0.5 to 240"),
+    ({"llm_autotune": "sometimes"}, "llm_autotune"),
+    ({"autotune_repetitions": 0}, "autotune_repetitions must be 1 to 20"),
+    ({"autotune_generate_tokens": 0}, "autotune_generate_tokens must be 1 to 4096"),
+    ({"autotune_file": "tuning.json"}, "autotune_file must be an absolute path"),
     ({"preflight_numa": "spread"}, "preflight_numa must be one of: interleave, distribute, isolate, none"),
     # Issue #12: flags the role sets, unit-file values, paths, URLs, secrets, hardware overrides.
     ({"llama_server_extra_args": ["--port", "9000"]}, "llama_server_extra_args[0]: '--port' sets the port"),
