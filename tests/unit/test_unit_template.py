@@ -77,3 +77,34 @@ def test_alias_is_one_argument():
     unit = render(llama_server_alias="bartowski/Meta-Llama-3.1-405B-Instruct-GGUF:Q6_K")
     assert "--alias bartowski/Meta-Llama-3.1-405B-Instruct-GGUF:Q6_K \\\n" in unit
     assert "--alias" not in render()
+
+
+TUNED_TWO_NODES = {  # what autotune's service_settings gives for a 2-node host where distribute won
+    "threads": 48, "numactl": [], "numa_flag": "distribute", "environment": {"OMP_WAIT_POLICY": "active"},
+    "batch_size": 4096, "ubatch_size": 1024, "load_mode": "none",
+    "comments": {"threads": "measured 2026-11-27: 48 threads 5.10 tok/s vs 64 threads 4.61"},
+}
+
+
+def test_measured_settings_replace_the_defaults_each_with_its_note():
+    unit = render(llama_server_tuning=TUNED_TWO_NODES)
+    exec_line = unit[unit.index("ExecStart="):unit.index("Restart=")]
+    assert exec_line.startswith("ExecStart=/opt/llama.cpp/current/bin/llama-server")  # no numactl: distribute
+    assert "--threads 48" in exec_line and "--numa distribute" in exec_line
+    assert "--batch-size 4096" in exec_line and "--ubatch-size 1024" in exec_line
+    assert "--load-mode none" in exec_line
+    assert directive(unit, "Environment") == ["OMP_WAIT_POLICY=active"]
+    assert "#   threads: measured 2026-11-27: 48 threads 5.10 tok/s vs 64 threads 4.61" in unit
+
+
+def test_one_node_isolation_and_locking_a_model_read_into_ram():
+    tuned = dict(TUNED_TWO_NODES, numactl=["--cpunodebind=0", "--membind=0"], numa_flag="", environment={})
+    unit = render(llama_server_tuning=tuned, llama_server_mlock=True)
+    assert "ExecStart=/usr/bin/numactl --cpunodebind=0 --membind=0 \\\n" in unit
+    assert "--numa" not in unit and "--load-mode mlock" in unit and not directive(unit, "Environment")
+
+
+def test_without_a_measurement_the_unit_is_as_before():
+    assert render(llama_server_tuning={}) == render()
+    exec_line = render()[render().index("ExecStart="):render().index("Restart=")]
+    assert "Measured on this host" not in render() and "--load-mode" not in exec_line
