@@ -125,3 +125,25 @@ def test_auto_counts_the_sliding_window_cache_too():
     swa = {"kv_bytes_per_token": 10, "kv_swa_bytes_per_token": 10, "kv_swa_window": 128}
     table = sizing.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
     assert table[0]["memory_needed_bytes"] == 1000 + 10 * 4096 + 10 * 128
+
+
+TUNING = {"measured_at": "2026-11-27T19:31:43+00:00", "effective_bandwidth_bytes_per_s": 412e9,
+          "tokens_per_second": {"tg": 1.37, "pp": 30.0}}
+
+
+def test_a_measured_bandwidth_gives_a_second_expectation_next_to_the_dimm_arithmetic():
+    result = sizing.size(SEED, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4, tuning=TUNING)
+    assert result["measured"]["tokens_per_second"] == pytest.approx(412e9 / 300e9)
+    line = next(x for x in result["report"].splitlines() if x.startswith("  Measured"))
+    assert "expected 1.37 tok/s from the measured 412.0 GB/s effective (autotune 2026-11-27" in line
+    assert f"DIMM arithmetic says {result['estimate']['peak_bandwidth_gbs']} GB/s peak" in line
+
+
+def test_a_container_without_dmi_still_gets_the_measured_expectation():
+    container = dict(SEED, memory_channels=None, memory_speed_mts=None, dmi_status="dmidecode failed")
+    moe = {"size_bytes": 404e9, "active_bytes": 24e9}
+    result = sizing.size(container, moe, context_tokens=4096, threads=2, overhead_bytes=GIB4, tuning=TUNING)
+    assert "Tokens/s   unknown" not in result["report"]  # the measurement answers it
+    assert "expected 17.17 tok/s from the measured 412.0 GB/s" in result["report"]  # active bytes, not size
+    assert "no DIMM arithmetic (memory layout unknown)" in result["report"]
+    assert sizing.size(container, moe, context_tokens=4096, threads=2, tuning={})["measured"] is None

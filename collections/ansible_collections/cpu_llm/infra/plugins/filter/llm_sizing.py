@@ -50,6 +50,10 @@ options:
   quant_choice:
     description: C(llm_choose_quant)'s result when the quant was chosen automatically; the report lists the candidates.
     type: dict
+  tuning:
+    description: The autotune role's document from this host (/etc/llama-server/tuning.json); its measured effective
+      bandwidth gives a second, measured expectation next to the DIMM arithmetic.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -75,6 +79,10 @@ _value:
       description: "with quant_choice: [{quant, size_bytes, memory_needed_bytes, fits, tokens_per_second, chosen}]"
       type: list
       elements: dict
+    measured:
+      description: "with tuning: {bandwidth_bytes_per_s, tokens_per_second (this model at it),
+        tokens_per_second_measured, measured_at}; null without"
+      type: dict
     report: {description: the report text, type: str}
     failure: {description: why it does not fit, naming the fix; empty when it fits, type: str}
 """
@@ -84,11 +92,11 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throu
 
 
 def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-               name="model", host=None, quant_choice=None):
+               name="model", host=None, quant_choice=None, tuning=None):
     try:
         return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
                            overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
-                           quant_choice=quant_choice or None)
+                           quant_choice=quant_choice or None, tuning=tuning or None)
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 

@@ -100,15 +100,33 @@ def _warnings(hardware):
     return out
 
 
+def measured_view(tuning, model):
+    """What this host measured (the autotune role's tuning document), applied to this model.
+
+    The effective bandwidth is the measured generation speed x the bytes the measured model reads per
+    token: what generation really achieved here, below the memory's peak (per-token overheads weigh
+    more on small models, so a small model's figure under-predicts a large one's speed).
+    """
+    if not isinstance(tuning, dict) or not tuning.get("effective_bandwidth_bytes_per_s"):
+        return None
+    bandwidth = float(tuning["effective_bandwidth_bytes_per_s"])
+    active = model.get("active_bytes") or model.get("size_bytes")
+    return {"bandwidth_bytes_per_s": bandwidth, "measured_at": str(tuning.get("measured_at", ""))[:10],
+            "tokens_per_second_measured": (tuning.get("tokens_per_second") or {}).get("tg"),
+            "tokens_per_second": bandwidth / active if active else None}
+
+
 def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-         name="model", host=None, quant_choice=None):
+         name="model", host=None, quant_choice=None, tuning=None):
     """Everything the sizing report shows, and whether the play may go on.
 
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
     disk: {free, missing, margin, path}: bytes free, bytes of the model not on disk yet, bytes to keep free;
     None when there is no disk to check.
     quant_choice: llm_choose_quant's {chosen, candidates} when the quant was chosen automatically.
-    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, report, failure}.
+    tuning: the autotune role's document from this host, when it has one (its measured bandwidth).
+    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, report,
+    failure}.
     """
     if not isinstance(hardware, dict) or not isinstance(model, dict):
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
@@ -128,6 +146,7 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         "disk": disk_view, "disk_fits": disk_fits, "fits": ram_fits is not False and disk_fits is not False,
         "warnings": warnings,
         "quants": _quant_rows(hardware, model, quant_choice, unknowns, threads, numa),
+        "measured": measured_view(tuning, model),
     }
     result["report"] = render(hardware, model, result, name=name, host=host, context_tokens=context_tokens)
     result["failure"] = "" if result["fits"] else _failure(hardware, model, result, name)
@@ -196,9 +215,17 @@ def render(hardware, model, result, *, name, host, context_tokens):
             + (f", ceiling {est['tokens_per_second_ceiling']:.2f}" if est.get("tokens_per_second_ceiling") else "")
             + f", {est['seconds_per_token']:.3f} s per token, {est['bound']}-bound",
         ]
-    else:
+    elif not result["measured"]:
         lines.append(f"  Tokens/s   unknown: {', '.join(result['unknowns'])} unknown "
                      f"({hw.get('dmi_status') or 'not given'}); {OVERRIDE_HINT}")
+    measured = result["measured"]
+    if measured:
+        peak = (f"; DIMM arithmetic says {est['peak_bandwidth_gbs']} GB/s peak" if est
+                else "; no DIMM arithmetic (memory layout unknown)")
+        gbs = measured["bandwidth_bytes_per_s"] / GB
+        lines.append(f"  Measured   expected {measured['tokens_per_second']:.2f} tok/s from the measured "
+                     f"{gbs:.1f} GB/s effective (autotune {measured['measured_at']}, "
+                     f"generation x bytes per token){peak}")
     lines.append(f"  RAM        needs {_gb(mem['total'])} GB (model + {_gb(mem['kv'], 2)} GB KV cache for "
                  f"{context_tokens} tokens, {mem['kv_how']}, + {_gb(mem['overhead'])} GB overhead), has "
                  f"{_gb(hw.get('memory_total_bytes'))} GB")
