@@ -82,3 +82,19 @@ def test_markdown_and_svg():
     assert md.index("| a |") < md.index("| b |") and "## Likely causes" in md
     svg = br.svg(reports)
     assert svg.startswith("<svg") and svg.count("<rect") == 6 and ">a<" in svg
+
+
+TUNING = {"measured_at": "2026-11-27T19:31:43+00:00", "noise_pct": 4.2, "seconds": 84.0,
+          "default": {"config": {"threads": 2, "omp": False, "numa": "interleave"}, "tg": 100.0, "pp": 300.0},
+          "chosen": {"config": {"threads": 2, "omp": True, "numa": "interleave"}, "tg": 150.0, "pp": 330.0},
+          "alternatives": [{}, {}, {}, {}]}
+
+
+def test_tuning_section_reports_default_chosen_and_gain():
+    r = report(host="a", service=150.0, tuning=TUNING)
+    t = r["tuning"]
+    assert (t["gain_tg"], t["gain_pp"], t["changed"], t["trials"]) == (1.5, 1.1, {"omp": True}, 4)
+    md = br.markdown([r, report(host="b", service=150.0)])
+    assert "## Tuning (autotune)" in md and "| a | 100 | 150 | 1.5x | omp=True | 4.2% | 4 runs, 84 s |" in md
+    assert "| b |" not in md.split("## Tuning")[1].split("## Likely")[0]  # untuned hosts have no row
+    assert report(service=150.0)["tuning"] is None and "## Tuning" not in br.markdown([report(service=150.0)])

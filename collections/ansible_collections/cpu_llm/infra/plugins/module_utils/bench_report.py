@@ -63,9 +63,26 @@ def service_tps(responses):
     return round(statistics.median(speeds), 2)
 
 
+def tuning_section(doc):
+    """The autotune document's outcome: the default configuration's speed, the chosen one's, the gain."""
+    if not isinstance(doc, dict) or not doc.get("chosen"):
+        return None
+    chosen, default = doc["chosen"], doc["default"]
+
+    def gain(metric):
+        return round(chosen[metric] / default[metric], 3) if chosen.get(metric) and default.get(metric) else None
+    changed = {key: value for key, value in chosen["config"].items() if default["config"].get(key) != value}
+    return {"measured_at": doc.get("measured_at"), "default": default, "chosen": chosen, "changed": changed,
+            "gain_tg": gain("tg"), "gain_pp": gain("pp"), "noise_pct": doc.get("noise_pct"),
+            "seconds": doc.get("seconds"), "trials": len(doc.get("alternatives") or [])}
+
+
 def build(host, hardware, measured_bw, bench, service, expected, from_measured, bytes_per_token, audit=None,
-          governor=None, threads=None):
-    """The host's report with the three ratios the issue asks for and the likely causes of a shortfall."""
+          governor=None, threads=None, tuning=None):
+    """The host's report with the three ratios the issue asks for and the likely causes of a shortfall.
+
+    tuning: the autotune role's document from the host, reported as the "tuning" section.
+    """
     tg = bench["tg_tps"]
     effective = round(bytes_per_token * tg / 1e9, 2)
     reference = expected.get("tokens_per_second") if expected else None
@@ -90,6 +107,7 @@ def build(host, hardware, measured_bw, bench, service, expected, from_measured, 
             "predicted_vs_measured": round((reference or from_measured["tokens_per_second"]) / tg, 3),
         },
         "bytes_per_token": bytes_per_token,
+        "tuning": tuning_section(tuning),
         "causes": [],
     }
     causes = report["causes"]
@@ -136,6 +154,16 @@ def markdown(reports):
         for cause in r["causes"]:
             notes.append(f"- **{r['host']}**: {cause}")
     body = head + "\n".join(rows) + "\n"
+    tuned = [r for r in sorted(reports, key=lambda r: r["host"]) if r.get("tuning")]
+    if tuned:
+        body += ("\n## Tuning (autotune)\n\n| host | default tg | chosen tg | gain | changed | noise | sweep |\n"
+                 "|---|---|---|---|---|---|---|\n")
+        for r in tuned:
+            t = r["tuning"]
+            changed = ", ".join(f"{k}={v}" for k, v in sorted(t["changed"].items())) or "nothing (defaults won)"
+            body += (f"| {r['host']} | {_fmt(t['default']['tg'])} | {_fmt(t['chosen']['tg'])} | "
+                     f"{_fmt(t['gain_tg'], 'x')} | {changed} | {_fmt(t['noise_pct'], '%')} | "
+                     f"{t['trials']} runs, {_fmt(t['seconds'], ' s')} |\n")
     return "# Token generation: measured vs expected\n\n" + body + ("\n## Likely causes\n\n" + "\n".join(notes) + "\n"
                                                                    if notes else "")
 
