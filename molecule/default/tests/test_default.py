@@ -246,3 +246,32 @@ def test_the_converge_showed_the_download_moving():
     assert any(float(r) > 0 for _, _, r, _ in running) and any(eta != "?" for *_, eta in running)
     final = re.findall(r"llm-default: ([\d.]+) MB in \d+s, average ([\d.]+) MB/s$", log, re.MULTILINE)
     assert final and float(final[0][0]) == total and float(final[0][1]) > 0
+
+
+@pytest.fixture(scope="module")
+def tuning(host):
+    return json.loads(host.file("/etc/llama-server/tuning.json").content_string)
+
+
+def test_autotune_measured_within_its_budget_and_the_service_runs_the_choice(host, tuning, server_pid):
+    assert tuning["seconds"] <= tuning["budget_seconds"] + 15  # one llama-bench run may end past the budget
+    assert len(tuning["alternatives"]) >= 2 and tuning["noise_pct"] is not None
+    chosen = tuning["chosen"]
+    unit = host.file("/etc/systemd/system/llama-server.service").content_string
+    assert "Measured on this host by the autotune role" in unit
+    argv = host.file(f"/proc/{server_pid}/cmdline").content_string.split("\0")
+    assert argv[argv.index("--threads") + 1] == str(chosen["threads"])
+    build = host.file("/opt/llama.cpp/current").linked_to
+    assert tuning["fingerprint"]["build_id"] == build.rstrip("/").rsplit("/", 1)[-1]
+
+
+def test_autotune_measured_once_re_runs_did_not():
+    """In the play log: the measuring task changed in the converge and was skipped in every later run."""
+    log = open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.log")).read().splitlines()
+    outcomes = []
+    for i, line in enumerate(log):
+        if "TASK [autotune : Measure with llama-bench" in line:
+            outcomes.append(next(re.search(r"\| (\w+):", later).group(1) for later in log[i + 1:]
+                                 if re.search(r"\| (changed|ok|skipping|failed|fatal):", later)))
+    assert outcomes[0] == "skipping"  # check mode on the fresh host: the probe reports it, nothing runs
+    assert outcomes.count("changed") == 1 and set(outcomes[outcomes.index("changed") + 1:]) == {"skipping"}
