@@ -25,7 +25,7 @@ python - "$log" "$runs" <<'PY'
 import json, statistics, sys, urllib.request
 doc, runs = json.load(open(sys.argv[1])), int(sys.argv[2])
 best, default = doc["chosen"], doc["default"]
-n_gen = doc.get("n_gen", 32)
+n_gen = doc["parameters"]["n_gen"]
 speeds = []
 for _ in range(runs):
     body = json.dumps({"prompt": "The history of the printing press", "n_predict": n_gen, "temperature": 0,
