@@ -253,14 +253,18 @@ def tuning(host):
     return json.loads(host.file("/etc/llama-server/tuning.json").content_string)
 
 
-def test_autotune_measured_within_its_budget_and_the_service_runs_the_choice(host, tuning, server_pid):
+def test_autotune_measured_within_its_budget_and_the_service_runs_the_choice(host, tuning):
     assert tuning["seconds"] <= tuning["budget_seconds"] + 15  # one llama-bench run may end past the budget
     assert len(tuning["alternatives"]) >= 2 and tuning["noise_pct"] is not None
-    chosen = tuning["chosen"]
+    chosen = tuning["chosen"]["config"]
     unit = host.file("/etc/systemd/system/llama-server.service").content_string
     assert "Measured on this host by the autotune role" in unit
-    argv = host.file(f"/proc/{server_pid}/cmdline").content_string.split("\0")
+    # The process running now (an earlier test killed and restarted the first one).
+    pid = host.check_output("systemctl show --property MainPID --value llama-server.service")
+    argv = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
     assert argv[argv.index("--threads") + 1] == str(chosen["threads"])
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    assert ("OMP_WAIT_POLICY=active" in environ) == chosen["omp"]
     build = host.file("/opt/llama.cpp/current").linked_to
     assert tuning["fingerprint"]["build_id"] == build.rstrip("/").rsplit("/", 1)[-1]
 

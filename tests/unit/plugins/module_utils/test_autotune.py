@@ -426,20 +426,26 @@ def test_document_and_service_settings():
 
     settings = at.service_settings(doc)
     comments = settings.pop("comments")
-    assert settings == {"threads": 6, "numactl": [], "numa_flag": "", "environment": at.OMP_ENV,
-                        "batch_size": 2048, "ubatch_size": 512, "load_mode": ""}
+    # The NUMA policy stayed what the search started from: the unit keeps its own numactl arguments.
+    assert settings == {"threads": 6, "environment": at.OMP_ENV, "batch_size": 2048, "ubatch_size": 512,
+                        "load_mode": ""}
     assert comments["threads"] == "6; measured 2025-06-01: 24.0 tok/s vs 10.0 tok/s with the defaults (generation)"
     assert comments["batch"].startswith("2048/512; ") and comments["batch"].endswith("(prompt processing)")
 
 
 def test_service_settings_for_each_policy():
     doc = at.document(result_for_document(), at.fingerprint(**FP_ARGS), "2025-06-01")
-    for numa, numactl, flag in (("interleave", ["--interleave=all"], ""), ("distribute", [], "distribute"),
-                                ("node0", ["--cpunodebind=0", "--membind=0"], ""), ("none", [], "")):
+    doc["default"]["config"]["numa"] = "interleave"
+    for numa, numactl, flag in (("distribute", [], "distribute"), ("node0", ["--cpunodebind=0", "--membind=0"], ""),
+                                ("none", [], "")):
         doc["chosen"]["config"].update(numa=numa, mmap=False, omp=False)
         settings = at.service_settings(doc)
         assert (settings["numactl"], settings["numa_flag"]) == (numactl, flag)
+        assert settings["comments"]["numa"].startswith(f"{numa}; measured")
         assert settings["load_mode"] == "none" and settings["environment"] == {}
+    doc["chosen"]["config"]["numa"] = "interleave"  # the start won: nothing about NUMA reaches the unit
+    assert not {"numactl", "numa_flag"} & set(at.service_settings(doc))
+    assert "numa" not in at.service_settings(doc)["comments"]
 
 
 def test_service_settings_without_a_prompt_processing_result():

@@ -456,18 +456,23 @@ def service_settings(doc):
         return f"measured {day}: {chosen:.1f} tok/s vs {untuned:.1f} tok/s with the defaults ({label})"
 
     tg, pp = said("tg", "generation"), said("pp", "prompt processing")
-    return {
+    settings = {
         "threads": int(config["threads"]),
-        "numactl": list(NUMACTL.get(config["numa"], [])),
-        "numa_flag": "distribute" if config["numa"] == "distribute" else "",
         "environment": dict(OMP_ENV) if config["omp"] else {},
         "batch_size": int(config["batch"]),
         "ubatch_size": int(config["ubatch"]),
         # llama-server --load-mode at the pinned commit: none reads the model into RAM; "" keeps mmap.
         "load_mode": "" if config["mmap"] else "none",
         # One note per measured setting, printed above ExecStart: the value and what it was measured at.
-        "comments": {"threads": f"{config['threads']}; {tg}", "numa": f"{config['numa']}; {tg}",
+        "comments": {"threads": f"{config['threads']}; {tg}",
                      "openmp": f"{'OMP_WAIT_POLICY=active' if config['omp'] else 'defaults'}; {tg}",
                      "batch": f"{config['batch']}/{config['ubatch']}; {pp}",
                      "load_mode": f"{'mmap' if config['mmap'] else 'none'}; {tg}"},
     }
+    # The NUMA policy only when the search chose another than it started from: the untuned start
+    # (or the only policy, on one node) leaves the unit's own numactl arguments in place.
+    if config["numa"] != default["config"]["numa"]:
+        settings["numactl"] = list(NUMACTL.get(config["numa"], []))
+        settings["numa_flag"] = "distribute" if config["numa"] == "distribute" else ""
+        settings["comments"]["numa"] = f"{config['numa']}; {tg}"
+    return settings

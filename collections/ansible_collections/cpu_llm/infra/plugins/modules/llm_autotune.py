@@ -34,7 +34,8 @@ options:
   fingerprint:
     description:
       - What the measurement depends on; a change in any key means re-tune. Keys C(cpu_model), C(sockets),
-        C(numa_nodes), C(memory_bytes), C(build_id), C(model_sha256), all required.
+        C(memory_bytes), C(build_id), C(model_sha256), all required. C(numa_nodes) is read from this host's
+        sysfs (a value given is used only where sysfs has no NUMA information).
     type: dict
     required: true
   budget_seconds:
@@ -81,7 +82,6 @@ EXAMPLES = r"""
     fingerprint:
       cpu_model: "{{ llm_hardware.cpu_model }}"
       sockets: "{{ llm_hardware.sockets }}"
-      numa_nodes: "{{ llm_hardware.numa_nodes }}"
       memory_bytes: "{{ llm_hardware.memory_total_bytes }}"
       build_id: "{{ llama_cpp_build_id }}"
       model_sha256: "{{ gguf_model_plan[0].sha256 }}"
@@ -216,6 +216,9 @@ class Bench:
     def __init__(self, llama_bench, model, params, mmap_flag):
         self.llama_bench, self.model, self.params, self.mmap_flag = llama_bench, model, params, mmap_flag
         self.last_numa = None
+        # A hung llama-bench must not outlast the budget by its own timeout: each run gets what is
+        # left of the budget plus a minute (at least a minute), and never more than the timeout.
+        self.deadline = time.monotonic() + float(params["budget_seconds"]) + 60
         # OMP_* from the caller's environment would leak into every trial; each trial sets its own.
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
 
@@ -223,15 +226,18 @@ class Bench:
         p = self.params
         argv, env = at.bench_command(self.llama_bench, self.model, config, p["n_prompt"], p["n_gen"],
                                      p["repetitions"], self.mmap_flag)
-        if self.last_numa is not None and config["numa"] != self.last_numa:
+        # Pages placed by the download, the checksum pass or the stopped service (or by the last
+        # trial's policy) would be measured instead of this trial's placement: drop them first.
+        if config["numa"] != self.last_numa:
             evict(model_files(self.model))
         self.last_numa = config["numa"]
         began = time.monotonic()
         try:
+            limit = min(p["timeout"], max(self.deadline - began, 60))
             out = subprocess.run(argv, env={**self.base_env, **env}, capture_output=True, text=True,
-                                 timeout=p["timeout"], check=False)
+                                 timeout=limit, check=False)
         except subprocess.TimeoutExpired:
-            return {"error": f"timed out after {p['timeout']} s: {' '.join(argv)}", "seconds": time.monotonic() - began}
+            return {"error": f"timed out after {limit:.0f} s: {' '.join(argv)}", "seconds": time.monotonic() - began}
         except OSError as exc:
             return {"error": f"cannot run {argv[0]}: {exc}", "seconds": time.monotonic() - began}
         seconds = time.monotonic() - began
@@ -263,7 +269,10 @@ def tune(params, fingerprint, sys_root="/"):
 
 def decide(params, check_mode, tuner=tune):
     """{changed, tuned, document, service}: the stored document while the fingerprint holds, else a new one."""
-    fingerprint = at.fingerprint(**{key: params["fingerprint"][key] for key in FINGERPRINT_KEYS})
+    given = dict(params["fingerprint"])
+    # The NUMA node count from this host's sysfs, not from facts a --tags run may not have gathered.
+    given["numa_nodes"] = at.topology(params.get("sys_root", "/"))["numa_nodes"] or given.get("numa_nodes") or 1
+    fingerprint = at.fingerprint(**{key: given[key] for key in FINGERPRINT_KEYS})
     stored = load_document(params["path"])
     if up_to_date(stored, fingerprint) and not params["force"]:
         return {"changed": False, "tuned": False, "document": stored, "service": at.service_settings(stored)}
@@ -294,7 +303,8 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    missing = [key for key in FINGERPRINT_KEYS if params["fingerprint"].get(key) in (None, "")]
+    missing = [key for key in FINGERPRINT_KEYS
+               if key != "numa_nodes" and params["fingerprint"].get(key) in (None, "")]
     if missing:
         module.fail_json(msg=f"fingerprint lacks {', '.join(missing)}; it needs {', '.join(FINGERPRINT_KEYS)}")
     for name in ("llama_bench", "model"):
