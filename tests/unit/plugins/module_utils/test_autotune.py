@@ -453,3 +453,16 @@ def test_service_settings_without_a_prompt_processing_result():
     doc["chosen"]["pp"] = doc["default"]["pp"] = None  # n_prompt 0: llama-bench ran no pp test
     comments = at.service_settings(doc)["comments"]
     assert comments["batch"].endswith("measured 2025-06-01: no prompt processing result (llama.cpp's default kept)")
+
+
+def test_when_the_default_measured_again_wins_chosen_and_default_are_the_same_measurement():
+    """A lucky quiet moment for the first default run must not show as a gain of the default over itself."""
+    pps = iter([400.0, 500.0, 520.0])  # prompt speed: default, ubatch 256 (better), the default again (best)
+
+    def measure(config):
+        return {"tg": [80.0] * 3, "pp": [next(pps)] * 3, "seconds": 1.0}
+
+    space = [("batch", [{"batch": 2048, "ubatch": 512}, {"batch": 2048, "ubatch": 256}])]
+    result = at.search(measure, space, budget_seconds=100, clock=iter(range(0, 1000)).__next__)
+    assert result["confirmation"]["kept"] is False
+    assert result["chosen"] == result["default"] and result["chosen"]["config"]["ubatch"] == 512
