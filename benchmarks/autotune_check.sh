@@ -13,7 +13,7 @@ bash scripts/setup.sh >/dev/null
 source .venv/bin/activate
 export PYTHON=python CONTAINERS_CONF=$PWD/molecule/containers.conf
 budget=${LLM_AUTOTUNE_BUDGET_MINUTES:-1.5}
-runs=${LLM_SERVICE_RUNS:-7}
+runs=${LLM_SERVICE_RUNS:-15}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 step() { "$@" >"$log" 2>&1 || { tail -n 60 "$log"; echo "failed: $*" >&2; exit 1; }; }
