@@ -47,6 +47,8 @@ GOOD = {
     "llama_server_api_key_file": "/etc/llama-server/api-key",
     "preflight_model_name": "Model Q6_K", "preflight_disk_path": "/srv/llm/models",
     "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
+    "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",
+    "autotune_model_path": "/srv/llm/models/current/model-Q6_K.gguf",
 }
 # Where a variable that is not rendered into a unit goes, when a value with a space or a leading
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.
@@ -60,6 +62,11 @@ NOT_RENDERED = {
     "llama_cpp_ccache_dir": "the CCACHE_DIR environment variable of the build",
     "preflight_disk_path": "a shell line through the quote filter (preflight main.yml)",
     "benchmark_reports_dir": "module arguments on the control machine (file, copy)",
+    "autotune_file": "the llm_autotune module's path argument (read and written by Python, no shell)",
+    "autotune_llama_bench": "stat, and the llm_autotune module, which runs it as an argv (no shell)",
+    "autotune_model_path": "stat, and llama-bench's -m in the module's argv (no shell)",
+    "preflight_tuning_file": "slurp's src (module argument)",
+    "benchmark_tuning_file": "slurp's src (module argument)",
 }
 UNIT = ROOT / "roles" / "llama_server" / "templates" / "llama-server.service.j2"
 UNIT_VALUES = {
@@ -169,7 +176,7 @@ def test_refused_or_safe(outcomes, role, name, how, value, tmp_path):
         assert name in json.dumps(res), f"{task}: {res.get('msg')}"
         return
     assert how != "newline", f"{name} with a newline passed every check"
-    if re.search(rf"{{{{ {name}\b|in {name} %}}", UNIT.read_text()):  # rendered as a value
+    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name} %}}", UNIT.read_text()):  # rendered as a value
         unit = render_unit(**{name: value})
         argv = split_command_line(exec_start(unit))
         for item in value if isinstance(value, list) else [value]:
