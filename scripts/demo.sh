@@ -4,11 +4,20 @@
 # The container stays up afterwards; remove it with: .venv/bin/molecule destroy
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phase() { printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 )); }
+start=$SECONDS
 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .venv/bin/activate
 export PYTHON=python
+setup_done=$SECONDS
+# The test image, the test artifacts (with a host build of the two tools that make the test
+# model, which fills the compiler cache the container's build then reuses) and the local hub;
+# molecule's dependency step runs it again and finds everything in place.
+bash tests/support/test_env.sh
+artifacts_done=$SECONDS
 molecule converge -s default
+converge_done=$SECONDS
 
 # Molecule frames the play's output; show the sizing report and the download's progress lines
 # plainly, from the play's log (ANSIBLE_LOG_PATH in molecule/default/molecule.yml).
@@ -62,3 +71,6 @@ print(f"Service output identical to llama-completion's on this host (same build,
 if served != direct or right < generation.majority(len(answers)):
     sys.exit(f"demo check failed: served={served!r} direct={direct!r} answers={answers}")
 PY
+echo "Done in $(phase $(( SECONDS - start ))): set-up $(phase $(( setup_done - start ))), test image and artifacts" \
+  "$(phase $(( artifacts_done - setup_done ))), converge $(phase $(( converge_done - artifacts_done ))), checks" \
+  "$(phase $(( SECONDS - converge_done )))"

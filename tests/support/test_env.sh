@@ -8,9 +8,18 @@ cache=${LLM_CACHE_DIR:-/var/cache/llm-cpu-infra}
 port=${LLM_TEST_HUB_PORT:-18080}
 python=${PYTHON:-python3}
 
-bash "$here/build_image.sh" "${LLM_TEST_IMAGE:-localhost/llm-cpu-debian:bookworm-2}"
-"$python" "$here/prepare_artifacts.py" --cache "$cache"
 mkdir -p "$cache/ccache"
+# The image (debootstrap: network and dpkg) is built while the artifacts are prepared (mostly the
+# host build: CPU), which takes minutes off a cold start; its output is shown when it ends.
+bash "$here/build_image.sh" "${LLM_TEST_IMAGE:-localhost/llm-cpu-debian:bookworm-2}" >"$cache/build_image.log" 2>&1 &
+image_pid=$!
+trap 'kill "$image_pid" 2>/dev/null || true' EXIT
+"$python" "$here/prepare_artifacts.py" --cache "$cache"
+image_rc=0
+wait "$image_pid" || image_rc=$?
+trap - EXIT
+cat "$cache/build_image.log"
+[ "$image_rc" -eq 0 ] || { echo "building the test image failed (exit $image_rc)" >&2; exit "$image_rc"; }
 "$python" "$here/hf_server.py" --daemon --root "$cache/www" --port "$port" \
   --pidfile "$cache/hub.pid" --request-log "$cache/hub-requests.jsonl"
 # The same files at 16 MB/s per connection: the default scenario downloads its model from here,
