@@ -87,7 +87,8 @@ def test_nvidia_smi_rows_in_bytes_with_normalised_bus_id():
 
 
 def test_nvidia_smi_unreported_memory_is_none_and_comma_in_name_kept():
-    rows = hw.parse_nvidia_smi("NVIDIA GB10, [N/A], [N/A], 0000000F:01:00.0\nOdd, Name, 81559, 80000, 00000000:3B:00.0\n")
+    rows = hw.parse_nvidia_smi("NVIDIA GB10, [N/A], [N/A], 0000000F:01:00.0\n"
+                               "Odd, Name, 81559, 80000, 00000000:3B:00.0\n")
     assert rows[0] == {"name": "NVIDIA GB10", "vram_bytes": None, "vram_free_bytes": None,
                        "pci_address": "000f:01:00.0"}
     assert rows[1]["name"] == "Odd, Name" and rows[1]["pci_address"] == "0000:3b:00.0"

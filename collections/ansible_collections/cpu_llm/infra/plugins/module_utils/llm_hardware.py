@@ -382,8 +382,10 @@ def parse_vulkaninfo_summary(text):
     for fields in devices:
         vendor_id = _hex_id(fields.get("vendorID"))
         version = re.search(r"(\d+\.\d+\.\d+)", fields.get("apiVersion", ""))
-        out.append({"name": fields.get("deviceName"), "vendor_id": vendor_id, "device_id": _hex_id(fields.get("deviceID")),
-                    "type": _VULKAN_TYPES.get(fields.get("deviceType", ""), "other" if fields.get("deviceType") else None),
+        kind = fields.get("deviceType")
+        out.append({"name": fields.get("deviceName"), "vendor_id": vendor_id,
+                    "device_id": _hex_id(fields.get("deviceID")),
+                    "type": _VULKAN_TYPES.get(kind, "other") if kind else None,
                     "vendor": _VULKAN_VENDORS.get(vendor_id), "driver": fields.get("driverName"),
                     "api_version": version.group(1) if version else None})
     return out
