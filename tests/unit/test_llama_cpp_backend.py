@@ -95,7 +95,7 @@ def test_auto_on_an_nvidia_host_builds_cuda():
     build_id = render("__llama_cpp_build_id", gpus=[RTX])
     assert build_id.startswith("0c1e57098bba-cuda-") and len(build_id) == len("0c1e57098bba-cuda-") + 8
     assert argv[2] == f"/opt/llama.cpp/src/{build_id}"
-    assert render("__llama_cpp_packages", gpus=[RTX])[-1:] == ["nvidia-cuda-toolkit"]
+    assert render("__llama_cpp_packages", gpus=[RTX])[-2:] == ["nvidia-cuda-toolkit", "nvidia-cuda-toolkit-gcc"]
 
 
 def test_auto_on_a_discrete_vulkan_gpu_builds_vulkan():
@@ -121,7 +121,7 @@ def test_cuda_architectures_and_nvidias_toolkit():
         "-DGGML_CUDA=ON", "-DCMAKE_CUDA_ARCHITECTURES=86;89", "-DCUDAToolkit_ROOT=/usr/local/cuda-12.8",
         "-DCMAKE_CUDA_COMPILER=/usr/local/cuda-12.8/bin/nvcc"]
     # NVIDIA's toolkit is the user's: no distribution package beside it.
-    assert "nvidia-cuda-toolkit" not in render("__llama_cpp_packages", settings)
+    assert not [p for p in render("__llama_cpp_packages", settings) if p.startswith("nvidia-cuda")]
     # Each setting that changes the binaries is a build of its own.
     ids = {render("__llama_cpp_build_id", s) for s in (
         {"llama_cpp_backend": "cuda"}, {"llama_cpp_backend": "cuda", "llama_cpp_cuda_architectures": "89"}, settings)}
