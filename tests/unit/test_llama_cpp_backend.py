@@ -226,3 +226,16 @@ def test_the_gpus_read_once_survive_a_second_pass(tmp_path):
     tasks = {t["task"]["name"]: t["hosts"]["localhost"] for t in json.loads(out.stdout)["plays"][0]["tasks"]}
     assert tasks["llama_cpp : Read the GPUs (llama_cpp_backend auto)"].get("skipped") is True  # the second pass's
     assert isinstance(tasks["Show"]["__llama_cpp_detected_gpus"], list)
+
+
+def test_vulkan_header_check_reads_the_version_and_refuses_debian_12(tmp_path):
+    """The build stops before compiling when the headers are too old (Debian 12: 239)."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "build.yml").read_text())
+    (read,) = [t for t in tasks if t["name"] == "Read the Vulkan headers' version"]
+    header = tmp_path / "vulkan_core.h"
+    # The lines around it as bookworm's libvulkan-dev 1.3.239 has them.
+    header.write_text("// Version of this file\n#define VK_HEADER_VERSION 239\n\n// Complete version of this file\n"
+                      "#define VK_HEADER_VERSION_COMPLETE VK_MAKE_API_VERSION(0, 1, 3, VK_HEADER_VERSION)\n")
+    argv = [str(header) if a.endswith("vulkan_core.h") else a for a in read["ansible.builtin.command"]["argv"]]
+    assert subprocess.run(argv, capture_output=True, text=True, check=True).stdout == "239\n"
+    assert 239 < render("__llama_cpp_vulkan_min_header") == 272
