@@ -11,11 +11,24 @@ from ansible.template import Templar, trust_as_template
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "llama_cpp"
 
 
+def trusted(value):
+    """The role's YAML as Ansible loads a role: its strings are templates (the build id's rule refers to
+    other role variables, e.g. the backend, which must render too)."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    return value
+
+
 def role_build_id(overrides=None):
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    """The role's build id on a host like the test artifacts' (no GPU read: llama_cpp_backend auto is cpu)."""
+    defaults = trusted(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()))
+    role_vars = trusted(yaml.safe_load((ROLE / "vars" / "main.yml").read_text()))
     templar = Templar(loader=DataLoader(), variables={**defaults, **(overrides or {}), **role_vars})
-    return templar.template(trust_as_template(role_vars["__llama_cpp_build_id"])).strip()
+    return templar.template(role_vars["__llama_cpp_build_id"]).strip()
 
 
 def test_host_build_id_is_the_roles():

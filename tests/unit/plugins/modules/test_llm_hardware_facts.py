@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ def test_two_socket_server_with_dmi():
     assert facts["smt_active"] is True and facts["numa_balancing"] is True
     assert len(facts["dimms"]) == 16 and {d["socket"] for d in facts["dimms"]} == {"0", "1"}
     assert facts["dmi_status"] == "read"
+    # No listdir given: no PCI bus to read, so no GPU, and the tools are not run.
+    assert facts["gpus"] == [] and facts["gpu_status"] == "read"
 
 
 def test_vm_without_dmi_answers_with_nulls_and_meminfo():
@@ -73,11 +76,38 @@ def test_unparseable_lscpu_fails_with_its_output():
         mod.gather(lambda argv: (0, "garbage", ""), lambda path: None, {}, None)
 
 
-def test_module_runs_through_ansible_in_check_mode():
+def test_gpus_are_part_of_the_fact():
+    run, read = fake("kvm-epyc-2core.txt")
+    files = {"/sys/bus/pci/devices/0000:01:00.0/uevent": "DRIVER=nvidia\nPCI_CLASS=30000\nPCI_ID=10DE:2684\n"
+                                                          "PCI_SLOT_NAME=0000:01:00.0\n"}
+
+    def listdir(path):
+        return ["0000:01:00.0"] if path == "/sys/bus/pci/devices" else []
+
+    facts = mod.gather(run, lambda path: files.get(path) or read(path), {}, None, listdir)
+    assert [(g["name"], g["source"]) for g in facts["gpus"]] == [("NVIDIA GPU [10de:2684]", "pci")]
+    assert "nvidia-smi is not installed" in facts["gpu_status"]
+
+
+def ansible_module(*args):
+    # The ansible beside this Python first: the tests also run without the virtualenv activated.
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    out = subprocess.run(["ansible", "localhost", "-m", "cpu_llm.infra.llm_hardware_facts", "--check", "-o"],
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = subprocess.run(["ansible", "localhost", "-m", "cpu_llm.infra.llm_hardware_facts", "--check", "-o", *args],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    facts = json.loads(out.stdout.split("=>", 1)[1])["ansible_facts"]["llm_hardware"]
+    return json.loads(out.stdout.split("=>", 1)[1])
+
+
+def test_module_runs_through_ansible_in_check_mode():
+    facts = ansible_module()["ansible_facts"]["llm_hardware"]
     assert facts["cores"] >= 1 and facts["sources"]["cores"] == "lscpu"
+    assert isinstance(facts["gpus"], list) and facts["gpu_status"]
+
+
+def test_gpus_only_sets_no_fact():
+    """llama_cpp reads the GPUs this way: a reading made with overrides stays as it was."""
+    result = ansible_module("-a", "gpus_only=true")
+    assert "ansible_facts" not in result or "llm_hardware" not in result["ansible_facts"]
+    assert isinstance(result["gpus"], list) and result["gpu_status"]

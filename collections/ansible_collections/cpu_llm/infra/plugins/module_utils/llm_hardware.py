@@ -269,3 +269,176 @@ def parse_numa_balancing(text):
     """kernel.numa_balancing from /proc/sys: True (on), False (off) or None (absent)."""
     value = (text or "").strip()
     return None if value == "" else value != "0"
+
+
+# --- GPUs -------------------------------------------------------------------------------
+# What a llama.cpp GPU backend could use, from three sources, each optional: the PCI bus (sysfs,
+# always there), nvidia-smi (installed with NVIDIA's driver) and vulkaninfo (Debian: vulkan-tools).
+# Only the last two prove that a driver can run work on the device; the PCI bus alone says a GPU
+# is plugged in.
+
+# PCI base class 03h (display controller), subclasses 00h VGA-compatible, 02h 3D controller and
+# 80h other (PCI-SIG, PCI Code and ID Assignment Specification): data-centre GPUs without display
+# outputs (NVIDIA A100/H100, AMD Instinct) are 3D or "other" display controllers.
+_DISPLAY_CLASSES = ("0300", "0302", "0380")
+# The vendors a llama.cpp backend here drives. The BMC's video (ASPEED 1a03, Matrox 102b) and
+# virtual displays (bochs 1234, virtio 1af4, QXL 1b36) are display controllers too, not GPUs.
+PCI_VENDORS = {"10de": "nvidia", "1002": "amd", "8086": "intel"}
+_VENDOR_NAMES = {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}
+# Vulkan's vendorID is the PCI vendor id, or a Khronos id for a device that is not on PCI:
+# 0x10005 is VK_VENDOR_ID_MESA (lavapipe, Mesa's software rasterizer on the CPU).
+_VULKAN_VENDORS = {**PCI_VENDORS, "10005": "mesa"}
+# VkPhysicalDeviceType as vulkaninfo prints it.
+_VULKAN_TYPES = {"PHYSICAL_DEVICE_TYPE_DISCRETE_GPU": "discrete", "PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU": "integrated",
+                 "PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU": "virtual", "PHYSICAL_DEVICE_TYPE_CPU": "cpu",
+                 "PHYSICAL_DEVICE_TYPE_OTHER": "other"}
+MIB = 1 << 20
+
+
+def parse_pci_uevent(text):
+    """One PCI device from its sysfs uevent file: {address, vendor_id, device_id, pci_class, kernel_driver}.
+
+    The kernel writes DRIVER= (when a driver is bound, drivers/base/core.c dev_uevent) and PCI_CLASS
+    (%04X of the 24-bit class), PCI_ID (vendor:device, %04X:%04X) and PCI_SLOT_NAME
+    (drivers/pci/pci-driver.c pci_uevent). None when the text has no PCI_ID.
+    """
+    fields = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip()
+    vendor, _, device = fields.get("PCI_ID", "").lower().partition(":")
+    if not vendor or not device:
+        return None
+    return {"address": fields.get("PCI_SLOT_NAME", "").lower() or None, "vendor_id": vendor, "device_id": device,
+            "pci_class": fields.get("PCI_CLASS", "").lower().zfill(6), "kernel_driver": fields.get("DRIVER") or None}
+
+
+def pci_gpus(uevents):
+    """The GPUs among PCI devices (uevent texts): display controllers of NVIDIA, AMD and Intel, by address."""
+    found = []
+    for text in uevents:
+        dev = parse_pci_uevent(text)
+        if dev and dev["pci_class"][:4] in _DISPLAY_CLASSES and dev["vendor_id"] in PCI_VENDORS:
+            found.append(dict(dev, vendor=PCI_VENDORS[dev["vendor_id"]]))
+    return sorted(found, key=lambda d: d["address"] or "")
+
+
+def _pci_address(value):
+    """'00000000:3B:00.0' (nvidia-smi, 8-digit domain) or '0000:3b:00.0' (sysfs) -> '0000:3b:00.0'."""
+    match = re.match(r"^([0-9a-fA-F]+):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$", (value or "").strip())
+    if not match:
+        return None
+    domain, bus, dev, fn = match.groups()
+    return f"{int(domain, 16):04x}:{bus.lower()}:{dev.lower()}.{fn}"
+
+
+def _mib(value):
+    value = (value or "").strip()
+    return int(float(value) * MIB) if re.match(r"^\d+(\.\d+)?$", value) else None
+
+
+def parse_nvidia_smi(text):
+    """GPUs from `nvidia-smi --query-gpu=name,memory.total,memory.free,pci.bus_id --format=csv,noheader,nounits`.
+
+    One line per GPU, fields separated by ", ", memory in MiB (nounits); a value the GPU does not
+    report reads "[N/A]" or "[Not Supported]" and becomes None. The name is everything before the
+    last three fields, so a comma inside it is kept.
+    """
+    gpus = []
+    for line in (text or "").splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 4 or not parts[0]:
+            continue
+        name, total, free, bus = ", ".join(parts[:-3]), parts[-3], parts[-2], parts[-1]
+        gpus.append({"name": name, "vram_bytes": _mib(total), "vram_free_bytes": _mib(free),
+                     "pci_address": _pci_address(bus)})
+    return gpus
+
+
+def parse_vulkaninfo_summary(text):
+    """Vulkan devices from `vulkaninfo --summary`: [{name, vendor_id, device_id, type, vendor, driver, api_version}].
+
+    The "Devices:" section lists "GPU<n>:" blocks of "key = value" lines (Vulkan-Tools'
+    vulkaninfo, 1.2.1xx and later). type is discrete, integrated, virtual, cpu or other; vendor is
+    nvidia, amd, intel, mesa (lavapipe) or None.
+    """
+    devices, current, in_devices = [], None, False
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if stripped == "Devices:":
+            in_devices = True
+            continue
+        if not in_devices:
+            continue
+        if re.match(r"^GPU\d+:$", stripped):
+            current = {}
+            devices.append(current)
+            continue
+        key, sep, value = stripped.partition("=")
+        if current is not None and sep:
+            current[key.strip()] = value.strip()
+    out = []
+    for fields in devices:
+        vendor_id = _hex_id(fields.get("vendorID"))
+        version = re.search(r"(\d+\.\d+\.\d+)", fields.get("apiVersion", ""))
+        kind = fields.get("deviceType")
+        out.append({"name": fields.get("deviceName"), "vendor_id": vendor_id,
+                    "device_id": _hex_id(fields.get("deviceID")),
+                    "type": _VULKAN_TYPES.get(kind, "other") if kind else None,
+                    "vendor": _VULKAN_VENDORS.get(vendor_id), "driver": fields.get("driverName"),
+                    "api_version": version.group(1) if version else None})
+    return out
+
+
+def _hex_id(value):
+    """'0x10de' -> '10de' (4 digits at least, lowercase); None when not hex."""
+    match = re.match(r"^0x([0-9a-fA-F]+)$", (value or "").strip())
+    return match.group(1).lower().rjust(4, "0") if match else None
+
+
+def merge_gpus(pci, nvidia, vulkan):
+    """One entry per GPU from what each source saw, for the llm_hardware fact's `gpus`.
+
+    Each entry: name, vendor, backend (cuda for NVIDIA, vulkan otherwise: the backend that would
+    drive it), source (nvidia-smi or vulkaninfo: a driver answered for it; pci: only plugged in),
+    type (discrete, integrated, virtual, cpu, other; None when unknown), vram_bytes and
+    vram_free_bytes (None when unknown), pci_address, render_node (/dev/dri/renderD<n>),
+    kernel_driver. nvidia-smi rows are matched to PCI devices by bus id; Vulkan devices by vendor
+    and device id; an NVIDIA card that nvidia-smi listed is not listed again from Vulkan. A Vulkan
+    device of type cpu (lavapipe) runs on the CPU: it is listed, with no memory of its own.
+    """
+    left = list(pci)
+
+    def take(match):
+        for dev in left:
+            if match(dev):
+                left.remove(dev)
+                return dev
+        return {}
+
+    def entry(name, vendor, backend, source, dev, **values):
+        return {"name": name, "vendor": vendor, "backend": backend, "source": source, "type": values.get("type"),
+                "vram_bytes": values.get("vram_bytes", dev.get("vram_bytes")),
+                "vram_free_bytes": values.get("vram_free_bytes"),
+                "pci_address": values.get("pci_address") or dev.get("address"),
+                "render_node": dev.get("render_node"), "kernel_driver": dev.get("kernel_driver")}
+
+    gpus, cuda = [], []
+    for row in nvidia:
+        dev = (take(lambda d, a=row["pci_address"]: a is not None and d["address"] == a)
+               or take(lambda d: d["vendor"] == "nvidia"))
+        cuda.append(entry(row["name"], "nvidia", "cuda", "nvidia-smi", dev, vram_bytes=row["vram_bytes"],
+                          vram_free_bytes=row["vram_free_bytes"], pci_address=row["pci_address"]))
+    gpus.extend(cuda)
+    for vk in vulkan:
+        if vk["vendor"] == "nvidia" and cuda:
+            cuda.pop(0)["type"] = vk["type"]  # the same card, which CUDA drives; Vulkan knows its type
+            continue
+        dev = take(lambda d, v=vk: d["vendor_id"] == v["vendor_id"] and d["device_id"] == v["device_id"])
+        gpus.append(entry(vk["name"], vk["vendor"], "vulkan", "vulkaninfo", dev, type=vk["type"],
+                          vram_bytes=None if vk["type"] == "cpu" else dev.get("vram_bytes")))
+    for dev in left:
+        name = f"{_VENDOR_NAMES[dev['vendor']]} GPU [{dev['vendor_id']}:{dev['device_id']}]"
+        gpus.append(entry(name, dev["vendor"], "cuda" if dev["vendor"] == "nvidia" else "vulkan", "pci", dev))
+    return gpus
