@@ -31,6 +31,9 @@ llama.cpp's rules, read at the pinned commit (llama_cpp_version 0c1e57098bba43ac
   into the GPU's compute buffer first (``ggml_backend_sched_split_graph`` adds the split's input copies to
   the graph it allocates). So the compute buffer holds the largest weight left in RAM: 3 GB for DeepSeek-V3's
   Q6_K ffn_down_exps. Token generation (batch 1) is not offloaded: the CPU computes what is in RAM.
+  Flash attention is assumed (llama-context.cpp resolves the default 'auto' to on where the device runs
+  it; CUDA's fattn.cu has kernels for the usual head sizes and DeepSeek's 576/512): without it the
+  attention scores, n_head x n_ctx x n_ubatch F32, would come on top.
 * llama.cpp's own fitting (--fit, on by default) changes only settings left unset and gives up when -ngl
   or tensor overrides are given (common/fit.cpp), so these flags are used as they are.
 
