@@ -1,4 +1,5 @@
-"""A local hub (tests/support/hf_server.py) serving one file, for the download tests."""
+"""Shared fixtures: a local hub (tests/support/hf_server.py) serving one file, for the download tests; the
+header-only GGUFs of published large models, for the header reader and the offload planner."""
 
 import json
 import socket
@@ -7,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+import make_gguf  # tests/support/make_gguf.py (on the path through pytest.ini)
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header as gh
 
 HUB = Path(__file__).resolve().parents[4] / "tests" / "support" / "hf_server.py"
 
@@ -49,3 +52,28 @@ def serve(tmp_path):
     for proc in procs:
         proc.terminate()
         proc.wait()
+
+
+# Each published layout at the quant its tests use (gpt-oss as published: MXFP4 experts).
+LAYOUT_QUANTS = {"deepseek-v3": "Q4_K_M", "qwen3-235b-a22b": "Q4_K_M", "gpt-oss-120b": "MXFP4",
+                 "llama-3.1-405b": "Q6_K"}
+
+
+@pytest.fixture(scope="session")
+def big(tmp_path_factory):
+    """Header-only files of the published layouts (sparse: hundreds of GB apparent, KB on disk)."""
+    folder = tmp_path_factory.mktemp("layouts")
+    files = {}
+    for layout, quant in LAYOUT_QUANTS.items():
+        [files[layout]] = make_gguf.write_header_only(folder / f"{layout}.gguf", layout, quant)
+    return files
+
+
+@pytest.fixture(scope="session")
+def headers(big):
+    return {layout: gh.read_header(path) for layout, path in big.items()}
+
+
+@pytest.fixture(scope="session")
+def profiles(headers):
+    return {layout: gh.model_profile([header]) for layout, header in headers.items()}

@@ -44,21 +44,7 @@ def type_bytes(shape, qtype):
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def big(tmp_path_factory):
-    """Header-only files of the published layouts (sparse: hundreds of GB apparent, KB on disk)."""
-    folder = tmp_path_factory.mktemp("layouts")
-    quants = {"deepseek-v3": "Q4_K_M", "qwen3-235b-a22b": "Q4_K_M", "gpt-oss-120b": "MXFP4",
-              "llama-3.1-405b": "Q6_K"}
-    files = {}
-    for layout, quant in quants.items():
-        [files[layout]] = make_gguf.write_header_only(folder / f"{layout}.gguf", layout, quant)
-    return files
-
-
-@pytest.fixture(scope="module")
-def profiles(big):
-    return {layout: gh.model_profile([gh.read_header(path)]) for layout, path in big.items()}
+# big, profiles: header-only files of the published layouts and their profiles (conftest.py).
 
 
 @pytest.fixture
@@ -328,6 +314,91 @@ def test_llama_405b_dense(profiles, big):
     assert embd["nbytes"] == type_bytes([16384, 128256], gguf.GGMLQuantizationType.Q6_K)
     assert p["kv_bytes_per_token"] == 126 * 2 * 8 * 128 * 2
     assert max(p["quant_mix"], key=p["quant_mix"].get) == "Q6_K"
+
+
+# ----------------------------------------------------------------------------- per-layer bytes (offload planner)
+
+
+def _block_of(name):
+    return int(name.split(".")[1]) if name.startswith("blk.") else None
+
+
+@pytest.mark.parametrize("layout", sorted(make_gguf.LAYOUTS))
+def test_layer_bytes_partition_every_tensor(layout, headers, profiles):
+    """Each tensor's bytes land in exactly one place: input, output, a block's experts or its rest."""
+    header, profile, config = headers[layout], profiles[layout], make_gguf.LAYOUTS[layout]
+    layers = gh.layer_bytes([header])
+    experts, other, largest = [0] * config["n_layer"], [0] * config["n_layer"], [0] * config["n_layer"]
+    for t in header["tensors"]:
+        il = _block_of(t["name"])
+        if il is None:
+            continue
+        if "_exps" in t["name"]:
+            experts[il] += t["nbytes"]
+            largest[il] = max(largest[il], t["nbytes"])
+        else:
+            other[il] += t["nbytes"]
+    embd = next(t["nbytes"] for t in header["tensors"] if t["name"] == "token_embd.weight")
+    non_block = sum(t["nbytes"] for t in header["tensors"] if _block_of(t["name"]) is None)
+    assert [b["expert_bytes"] for b in layers["blocks"]] == experts
+    assert [b["other_bytes"] for b in layers["blocks"]] == other
+    assert [b["largest_expert"] for b in layers["blocks"]] == largest
+    assert layers["input_bytes"] == embd and layers["output_bytes"] == non_block - embd
+    assert layers["input_bytes"] + layers["output_bytes"] + sum(experts) + sum(other) == profile["size_bytes"]
+    assert (layers["n_layer"], layers["n_embd"], layers["n_vocab"]) == (
+        config["n_layer"], config["n_embd"], config["n_vocab"])
+    assert layers["output_width"] == config["n_vocab"]
+    # Read per token (experts at used/total) agrees with model_profile, to the per-tensor rounding.
+    share = (config.get("n_expert_used", 1), config.get("n_expert", 1))
+    active = layers["output_bytes"] + sum(other) + sum(experts) * share[0] / share[1]
+    assert abs(active - profile["active_bytes"]) <= len(header["tensors"])
+    kv_full = sum(b["kv_bytes_per_token"] for b in layers["blocks"] if not b["swa"])
+    kv_swa = sum(b["kv_bytes_per_token"] for b in layers["blocks"] if b["swa"])
+    assert (kv_full, kv_swa) == (profile["kv_bytes_per_token"], profile["kv_swa_bytes_per_token"])
+    assert all(b["loaded"] for b in layers["blocks"])
+
+
+def test_layer_bytes_widest_activation(headers):
+    """The widest matmul output per token: DeepSeek's MLA query over the latent, Qwen3's experts' outputs."""
+    deepseek = gh.layer_bytes([headers["deepseek-v3"]])
+    assert max(b["width"] for b in deepseek["blocks"]) == 128 * 512  # n_head x kv_lora_rank (attn_k_b)
+    qwen = gh.layer_bytes([headers["qwen3-235b-a22b"]])
+    assert max(b["width"] for b in qwen["blocks"]) == 4096 * 8  # ffn_down_exps: n_embd per used expert
+
+
+def test_layer_bytes_tied_output_is_token_embd_again(tiny_dense):
+    """Without output.weight llama.cpp loads token_embd a second time as the output layer."""
+    header = gh.read_header(tiny_dense)
+    header["tensors"] = [t for t in header["tensors"] if t["name"] != "output.weight"]
+    layers = gh.layer_bytes([header])
+    p = make_gguf.TINY_DENSE
+    embd = p["n_embd"] * p["n_vocab"] * 2  # F16
+    assert layers["input_bytes"] == embd
+    # + output_norm and rope_freqs (F32; rope_freqs is per layer in llama.cpp, but 32 bytes)
+    assert layers["output_bytes"] == embd + p["n_embd"] * 4 + p["head_dim"] // 2 * 4
+    assert layers["output_largest"] == embd
+
+
+def test_layer_bytes_nextn_block_is_not_loaded(headers):
+    """MTP blocks count in block_count (so in -ngl) but llama.cpp does not load them for decoding."""
+    header = dict(headers["deepseek-v3"], metadata=dict(headers["deepseek-v3"]["metadata"]))
+    header["metadata"]["deepseek2.nextn_predict_layers"] = 1
+    layers = gh.layer_bytes([header])
+    assert layers["nextn_layers"] == 1 and layers["n_layer"] == 61
+    assert [b["index"] for b in layers["blocks"] if not b["loaded"]] == [60]
+    assert layers["blocks"][60]["kv_bytes_per_token"] == 0
+
+
+def test_layer_bytes_tiny_moe_by_hand(tiny_moe):
+    layers = gh.layer_bytes([gh.read_header(tiny_moe)])
+    one_expert_tensor = 64 * 32 // Q8_0_BLOCK * Q8_0_BYTES
+    attn = (64 * 64 + 64 * 32 + 64 * 32 + 64 * 64) * 2
+    norms_and_router = (64 + 64 + 16 + 16) * 4 + 64 * 8 * 4
+    for block in layers["blocks"]:
+        assert block["expert_bytes"] == 3 * 8 * one_expert_tensor
+        assert block["largest_expert"] == 8 * one_expert_tensor
+        assert block["other_bytes"] == attn + norms_and_router
+    assert (layers["expert_count"], layers["expert_used_count"], layers["n_vocab"]) == (8, 2, 96)
 
 
 def test_sliding_window_pattern_key_and_llama4_rule(tiny_dense):

@@ -34,6 +34,7 @@ follow llama.cpp's src/llama-model.cpp (hparams per architecture), src/llama-hpa
 """
 
 import math
+import re
 import struct
 import urllib.error
 import urllib.parse
@@ -442,7 +443,8 @@ def _active_fraction(name, expert_count, expert_used):
 def _weights(tensors, md, arch, n_layer):
     expert_count = int(md.get(f"{arch}.expert_count", 0) or 0)
     expert_used = int(md.get(f"{arch}.expert_used_count", 0) or 0)
-    # Multi-token-prediction blocks (nextn) are loaded but not run for ordinary decoding.
+    # Multi-token-prediction blocks (nextn) are not run for ordinary decoding (llama.cpp does not even load
+    # them unless MTP speculative decoding is on: TENSOR_SKIP in src/models/deepseek2.cpp).
     nextn = int(md.get(f"{arch}.nextn_predict_layers", 0) or 0)
     skipped = {f"blk.{il}." for il in range(n_layer - nextn, n_layer)} if nextn else set()
     # With tied embeddings (no output.weight) token_embd is also the output projection: read in full.
@@ -490,7 +492,8 @@ def _attention_layers(md, arch, n_layer):
     return [True] * n_layer
 
 
-def _kv(md, arch, n_layer):
+def _kv_layers(md, arch, n_layer):
+    """Per-layer F16 KV bytes per token, per-layer SWA flags, the window, the method name, and the head counts."""
     n_embd = int(md.get(f"{arch}.embedding_length", 0) or 0)
     n_head = _per_layer(md.get(f"{arch}.attention.head_count"), n_layer)
     n_head_kv = _per_layer(md.get(f"{arch}.attention.head_count_kv"), n_layer) if (
@@ -521,9 +524,15 @@ def _kv(md, arch, n_layer):
         method += "+recurrent"
     if swa_rule:
         method += "+" + swa_rule
+    heads_kv = max(n_head_kv) if n_head_kv else 0
+    return per_layer, swa, window, method, (n_embd, heads, heads_kv)
+
+
+def _kv(md, arch, n_layer):
+    per_layer, swa, window, method, (n_embd, heads, heads_kv) = _kv_layers(md, arch, n_layer)
     full = sum(b for il, b in enumerate(per_layer) if not swa[il])
     windowed = sum(b for il, b in enumerate(per_layer) if swa[il])
-    return {"n_embd": n_embd, "n_head": heads, "n_head_kv": max(n_head_kv) if n_head_kv else 0,
+    return {"n_embd": n_embd, "n_head": heads, "n_head_kv": heads_kv,
             "kv_bytes_per_token": full, "kv_swa_bytes_per_token": windowed,
             "kv_swa_window": window if windowed else 0, "kv_method": method}
 
@@ -559,6 +568,94 @@ def model_profile(headers):
     profile.update(_weights(tensors, md, arch, n_layer))
     profile.update(_kv(md, arch, n_layer))
     return profile
+
+
+# The tensors --cpu-moe and --n-cpu-moe keep in RAM: llama.cpp common/common.h LLM_FFN_EXPS_REGEX, matched
+# with std::regex_search against the tensor name (so the routed experts' biases match too).
+EXPERT_TENSOR = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
+# Non-block tensors llama.cpp assigns to the input layer, which it always keeps on the CPU (src/llama-arch.cpp
+# LLM_TENSOR_LAYER_INPUT: token_embd, position and token-type embeddings; looked up with GET_ROWS).
+INPUT_TENSORS = ("token_embd.weight", "position_embd.weight", "token_types.weight")
+_BLOCK = re.compile(r"^blk\.(\d+)\.")
+
+
+def _activation_width(tensor, expert_used):
+    """Floats per token the tensor's matmul produces: ne1 x ne2 (3-D MLA heads), ne1 x used for experts."""
+    shape = tensor["shape"]
+    if len(shape) < 2 or not tensor["name"].endswith(".weight"):
+        return 0
+    if EXPERT_TENSOR.search(tensor["name"]):
+        return shape[1] * max(expert_used, 1)
+    return math.prod(shape[1:])
+
+
+def layer_bytes(headers):
+    """Where each tensor's bytes sit per layer, for the GPU offload planner (``gpu_offload.plan``).
+
+    llama.cpp places a model's tensors by layer (src/llama-model.cpp ``load_tensors``): the input layer
+    (token_embd) always on the CPU, the repeating blocks ``blk.N.*`` on the GPU when N >= i_gpu_start =
+    n_layer + 1 - ngl, and the output layer (output, output_norm) on the GPU when ngl >= 1 (it counts as
+    the (n_layer + 1)-th layer, offloaded first). ``--n-cpu-moe N`` / ``--cpu-moe`` then keep the routed-
+    expert tensors (EXPERT_TENSOR) of blocks 0..N-1 / of every block in RAM. So the planner needs, per
+    block, the routed-expert bytes apart from the rest.
+
+    Returns:
+      architecture, n_layer      block_count, MTP (nextn) blocks included: -ngl counts them
+      nextn_layers               trailing MTP blocks, not loaded for ordinary decoding (``loaded`` False)
+      n_embd, n_vocab            n_vocab from token_embd's shape (the logits' width)
+      expert_count, expert_used_count
+      input_bytes                token_embd (+ position/token-type embeddings): always in RAM
+      output_bytes               output.weight, output_norm and any other non-block tensor (rope_freqs);
+                                 with tied embeddings the output is token_embd again, loaded a second time
+      output_largest, output_width
+                                 the largest output tensor's bytes; floats per token it produces (n_vocab)
+      kv_swa_window              as model_profile
+      blocks                     per block N: {index, loaded, expert_bytes, other_bytes, largest_expert,
+                                 largest_other (bytes of the largest tensor of each kind), width (floats
+                                 per token of its widest matmul output), kv_bytes_per_token, swa}
+    """
+    md = _first_shard(headers)
+    arch = md.get("general.architecture")
+    if not arch:
+        raise GGUFHeaderError("general.architecture missing from the first shard's metadata")
+    n_layer = int(md.get(f"{arch}.block_count", 0) or 0)
+    nextn = int(md.get(f"{arch}.nextn_predict_layers", 0) or 0)
+    expert_count = int(md.get(f"{arch}.expert_count", 0) or 0)
+    expert_used = int(md.get(f"{arch}.expert_used_count", 0) or 0)
+    kv_layer, swa, window, _, (n_embd, _, _) = _kv_layers(md, arch, n_layer)
+    blocks = [{"index": il, "loaded": il < n_layer - nextn, "expert_bytes": 0, "other_bytes": 0,
+               "largest_expert": 0, "largest_other": 0, "width": 0,
+               "kv_bytes_per_token": kv_layer[il], "swa": swa[il]} for il in range(n_layer)]
+    tensors = [t for h in headers for t in h["tensors"]]
+    tied = not any(t["name"] == "output.weight" for t in tensors)
+    out = {"architecture": arch, "n_layer": n_layer, "nextn_layers": nextn, "n_embd": n_embd, "n_vocab": 0,
+           "expert_count": expert_count, "expert_used_count": expert_used, "input_bytes": 0,
+           "output_bytes": 0, "output_largest": 0, "output_width": 0,
+           "kv_swa_window": window if any(swa) else 0, "blocks": blocks}
+    for t in tensors:
+        name, size = t["name"], t["nbytes"]
+        match = _BLOCK.match(name)
+        if match:
+            il = int(match.group(1))
+            if il >= n_layer:
+                raise GGUFHeaderError(f"tensor {name!r} names block {il}, but block_count is {n_layer}")
+            block, kind = blocks[il], "expert" if EXPERT_TENSOR.search(name) else "other"
+            block[kind + "_bytes"] += size
+            block["largest_" + kind] = max(block["largest_" + kind], size)
+            block["width"] = max(block["width"], _activation_width(t, expert_used))
+            continue
+        if name in INPUT_TENSORS:
+            out["input_bytes"] += size
+            if name != "token_embd.weight":
+                continue
+            out["n_vocab"] = t["shape"][1] if len(t["shape"]) > 1 else 0
+            if not tied:
+                continue
+        out["output_bytes"] += size
+        out["output_largest"] = max(out["output_largest"], size)
+        if len(t["shape"]) > 1:
+            out["output_width"] = max(out["output_width"], t["shape"][1])
+    return out
 
 
 def kv_cache_bytes(profile, context_tokens, swa_extra=0):
