@@ -1,7 +1,7 @@
 """The one rule for "does it fit" and "is the hardware known", and the report built on them."""
 
 import pytest
-from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header, gpu_offload, sizing
 
 SEED = {
     "cpu_model": "AMD EPYC 9124 16-Core Processor", "sockets": 2, "cores": 32, "threads": 64, "numa_nodes": 2,
@@ -147,3 +147,67 @@ def test_a_container_without_dmi_still_gets_the_measured_expectation():
     assert "expected 17.17 tok/s from the measured 412.0 GB/s" in result["report"]  # active bytes, not size
     assert "no DIMM arithmetic (memory layout unknown)" in result["report"]
     assert sizing.size(container, moe, context_tokens=4096, threads=2, tuning={})["measured"] is None
+
+
+# --- partial GPU offload in the report (module_utils/gpu_offload.py plans; sizing shows it)
+
+def with_layers(profiles, headers, layout):
+    model = dict(profiles[layout], quant="Q4_K_M")
+    model["layers"] = gguf_header.layer_bytes([headers[layout]])
+    return model
+
+
+RTX4090 = {"name": "NVIDIA GeForce RTX 4090", "vendor": "nvidia", "backend": "cuda", "source": "nvidia-smi",
+           "type": "discrete", "vram_bytes": 24564 * 2**20, "vram_free_bytes": 24000 * 2**20}
+LAVAPIPE = {"name": "llvmpipe (LLVM 15.0.6, 256 bits)", "vendor": "mesa", "backend": "vulkan",
+            "source": "vulkaninfo", "type": "cpu", "vram_bytes": None, "vram_free_bytes": None}
+
+
+def test_no_gpu_no_offload_lines(profiles, headers):
+    result = sizing.size(dict(SEED, gpus=[LAVAPIPE]), with_layers(profiles, headers, "deepseek-v3"),
+                         context_tokens=4096, threads=32)
+    assert result["offload"] is None
+    assert "GPU" not in result["report"]
+
+
+def test_a_detected_card_gets_the_plan_and_a_prediction_from_its_data_sheet(profiles, headers):
+    model = with_layers(profiles, headers, "deepseek-v3")
+    result = sizing.size(dict(SEED, gpus=[LAVAPIPE, RTX4090]), model, context_tokens=4096, threads=32)
+    offload = result["offload"]
+    assert offload["gpu"]["vram_bytes"] == RTX4090["vram_free_bytes"]
+    assert offload["gpu"]["bandwidth_gbs"] == gpu_offload.GPU_BANDWIDTH_GBS["RTX 4090"]
+    # The same plan the planner gives for that VRAM, and the speed predicted from this report's CPU estimate.
+    alone = gpu_offload.plan(model["layers"], vram_bytes=RTX4090["vram_free_bytes"], context_tokens=4096)
+    assert offload["plan"]["args"] == alone["args"] and offload["plan"]["mode"] == "n_cpu_moe"
+    assert offload["prediction"]["cpu_only_tokens_per_second"] == result["estimate"]["tokens_per_second"]
+    assert offload["prediction"]["speedup"] > 1
+    assert " ".join(alone["args"]) in result["report"]
+    assert "NVIDIA GeForce RTX 4090: " in result["report"]
+
+
+def test_a_budget_plans_without_a_card_and_an_unknown_card_gets_no_prediction(profiles, headers):
+    model = with_layers(profiles, headers, "llama-3.1-405b")
+    small = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9)
+    large = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=80 * 10**9)
+    assert small["offload"]["gpu"]["how"] == "the given budget"
+    assert 0 < small["offload"]["plan"]["ngl"] < large["offload"]["plan"]["ngl"]
+    assert small["offload"]["prediction"] is None and "no speed prediction" in small["report"]
+    given = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9, gpu_bandwidth_gbs=936)
+    assert given["offload"]["prediction"]["tokens_per_second"] > given["estimate"]["tokens_per_second"]
+
+
+def test_no_per_layer_bytes_no_offload(profiles):
+    result = sizing.size(dict(SEED, gpus=[RTX4090]), dict(profiles["deepseek-v3"]), context_tokens=4096, threads=32)
+    assert result["offload"] is None
+
+
+def test_a_bad_budget_names_the_setting(profiles, headers):
+    with pytest.raises(sizing.SizingError, match="vram_bytes"):
+        sizing.size(SEED, with_layers(profiles, headers, "deepseek-v3"), context_tokens=4096, threads=32,
+                    gpu_vram_bytes=-1)
+
+
+def test_known_bandwidth_reads_the_longest_name_first():
+    assert gpu_offload.known_bandwidth_gbs("NVIDIA H100 PCIe") == gpu_offload.GPU_BANDWIDTH_GBS["H100 PCIe"]
+    assert gpu_offload.known_bandwidth_gbs("NVIDIA H100 80GB HBM3") == gpu_offload.GPU_BANDWIDTH_GBS["H100"]
+    assert gpu_offload.known_bandwidth_gbs("Some Card") is None

@@ -54,6 +54,15 @@ options:
     description: The autotune role's document from this host (/etc/llama-server/tuning.json); its measured effective
       bandwidth gives a second, measured expectation next to the DIMM arithmetic.
     type: dict
+  gpu_vram_bytes:
+    description: GPU memory to plan partial offload for instead of the detected GPU's free VRAM (0 = detected;
+      with no GPU detected, a budget still plans, e.g. for a card not bought yet).
+    type: int
+    default: 0
+  gpu_bandwidth_gbs:
+    description: The GPU's memory bandwidth in GB/s for the speed prediction (0 = the data sheet's for known cards).
+    type: float
+    default: 0
 """
 
 EXAMPLES = r"""
@@ -79,6 +88,10 @@ _value:
       description: "with quant_choice: [{quant, size_bytes, memory_needed_bytes, fits, tokens_per_second, chosen}]"
       type: list
       elements: dict
+    offload:
+      description: "with a GPU (detected or a budget) and the model's per-layer bytes: {gpu, plan, prediction}
+        (module_utils/gpu_offload.py); null without"
+      type: dict
     measured:
       description: "with tuning: {bandwidth_bytes_per_s, tokens_per_second (this model at it),
         tokens_per_second_measured, measured_at}; null without"
@@ -92,11 +105,12 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throu
 
 
 def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-               name="model", host=None, quant_choice=None, tuning=None):
+               name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0):
     try:
         return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
                            overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
-                           quant_choice=quant_choice or None, tuning=tuning or None)
+                           quant_choice=quant_choice or None, tuning=tuning or None,
+                           gpu_vram_bytes=int(gpu_vram_bytes or 0), gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0))
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 

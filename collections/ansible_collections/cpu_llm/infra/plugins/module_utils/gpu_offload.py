@@ -83,6 +83,48 @@ PCIE_GBS = 25.0
 
 MODES = ("cpu", "ngl", "n_cpu_moe", "cpu_moe")
 
+# Memory bandwidth of common cards in GB/s, from the vendors' data sheets (NVIDIA product pages; AMD
+# Radeon/Instinct specifications), for the speed prediction when llm_hardware names the card. Longest
+# name first, so "RTX 4090 D" is not read as "RTX 4090". A card not listed needs the bandwidth given.
+GPU_BANDWIDTH_GBS = {
+    "H100 PCIe": 2000, "H100": 3350, "H200": 4800, "A100 80GB": 2039, "A100": 1555, "L40S": 864, "L40": 864,
+    "L4": 300, "A40": 696, "A10": 600, "RTX 6000 Ada": 960, "RTX A6000": 768, "RTX 5090": 1792,
+    "RTX 4090": 1008, "RTX 4080": 717, "RTX 3090": 936, "RTX 3080": 760, "RX 7900 XTX": 960, "MI300X": 5300,
+}
+
+
+def known_bandwidth_gbs(name):
+    """The data-sheet bandwidth of a card named ``name`` (nvidia-smi / vulkaninfo spelling), or None."""
+    for model in sorted(GPU_BANDWIDTH_GBS, key=len, reverse=True):
+        if model.lower() in (name or "").lower():
+            return GPU_BANDWIDTH_GBS[model]
+    return None
+
+
+def sizing_gpu(gpus, *, vram_bytes=0, bandwidth_gbs=0):
+    """The GPU the sizing report plans for: {name, vram_bytes, bandwidth_gbs, how}, or None.
+
+    gpus           llm_hardware's gpus (detected); the first with memory of its own is used
+    vram_bytes     > 0: this budget instead of the card's free VRAM (e.g. to keep room for other work,
+                   or to size a card that is not there yet)
+    bandwidth_gbs  > 0: this bandwidth instead of the data sheet's (GPU_BANDWIDTH_GBS by name)
+    Software and integrated devices (lavapipe, an iGPU) have no memory of their own: not planned for
+    unless a budget is given.
+    """
+    vram_bytes = _number(vram_bytes, "vram_bytes")
+    bandwidth_gbs = _number(bandwidth_gbs, "bandwidth_gbs", integer=False)
+    cards = [g for g in gpus or [] if isinstance(g, dict)]
+    card = next((g for g in cards if g.get("type") not in ("cpu", "integrated")
+                 and (g.get("vram_free_bytes") or g.get("vram_bytes"))), None)
+    if card is None and vram_bytes:
+        card = cards[0] if cards else {"name": "a GPU"}
+    if card is None:
+        return None
+    free = card.get("vram_free_bytes") or card.get("vram_bytes") or 0
+    return {"name": card.get("name") or "GPU", "vram_bytes": vram_bytes or int(free),
+            "bandwidth_gbs": bandwidth_gbs or known_bandwidth_gbs(card.get("name")),
+            "how": "the given budget" if vram_bytes else "free VRAM, " + str(card.get("source") or "detected")}
+
 
 class OffloadError(ValueError):
     """Bad input; the message names the argument and the expected form."""

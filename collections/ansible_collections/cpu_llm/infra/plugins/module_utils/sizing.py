@@ -11,7 +11,7 @@ role's report and its stop, and playbooks/estimate.yml (hardware that does not e
 - Does it fit on disk? `disk_need()`: the bytes not on disk yet + a margin.
 """
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload, throughput_model
 
 GB = 1e9
 # What the throughput model needs to know about the host (llm_hardware fact names).
@@ -116,8 +116,25 @@ def measured_view(tuning, model):
             "tokens_per_second": bandwidth / active if active else None}
 
 
+def offload_view(hardware, model, estimate, context_tokens, vram_bytes=0, bandwidth_gbs=0):
+    """Partial GPU offload on this host's GPU (hardware's gpus) or a given VRAM budget: {gpu, plan,
+    prediction}, or None without a GPU or without the model's per-layer bytes (a header not read).
+    The prediction needs the CPU-only estimate and the GPU's bandwidth (known cards, or given)."""
+    try:
+        gpu = gpu_offload.sizing_gpu(hardware.get("gpus"), vram_bytes=vram_bytes, bandwidth_gbs=bandwidth_gbs)
+        if gpu is None or not isinstance(model.get("layers"), dict):
+            return None
+        plan = gpu_offload.plan(model["layers"], vram_bytes=gpu["vram_bytes"], context_tokens=context_tokens)
+        prediction = None
+        if estimate.get("tokens_per_second") and gpu["bandwidth_gbs"]:
+            prediction = gpu_offload.predict(plan, cpu_estimate=estimate, gpu_bandwidth_gbs=gpu["bandwidth_gbs"])
+    except gpu_offload.OffloadError as exc:
+        raise SizingError(f"GPU offload: {exc}") from None
+    return {"gpu": gpu, "plan": plan, "prediction": prediction}
+
+
 def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-         name="model", host=None, quant_choice=None, tuning=None):
+         name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0):
     """Everything the sizing report shows, and whether the play may go on.
 
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
@@ -125,8 +142,9 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     None when there is no disk to check.
     quant_choice: llm_choose_quant's {chosen, candidates} when the quant was chosen automatically.
     tuning: the autotune role's document from this host, when it has one (its measured bandwidth).
-    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, report,
-    failure}.
+    gpu_vram_bytes, gpu_bandwidth_gbs: see offload_view.
+    Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, offload,
+    report, failure}.
     """
     if not isinstance(hardware, dict) or not isinstance(model, dict):
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
@@ -147,6 +165,7 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         "warnings": warnings,
         "quants": _quant_rows(hardware, model, quant_choice, unknowns, threads, numa),
         "measured": measured_view(tuning, model),
+        "offload": offload_view(hardware, model, estimate, context_tokens, gpu_vram_bytes, gpu_bandwidth_gbs),
     }
     result["report"] = render(hardware, model, result, name=name, host=host, context_tokens=context_tokens)
     result["failure"] = "" if result["fits"] else _failure(hardware, model, result, name)
@@ -233,6 +252,13 @@ def render(hardware, model, result, *, name, host, context_tokens):
     if disk is not None:
         lines.append(f"  Disk       needs {_gb(disk['needed'])} GB more under {disk['path']}, "
                      f"{_gb(disk['free'])} GB free")
+    offload = result.get("offload")
+    if offload:
+        gpu = offload["gpu"]
+        lines.append(f"  GPU        {gpu['name']}: {_gb(gpu['vram_bytes'])} GB ({gpu['how']}), "
+                     + (f"{gpu['bandwidth_gbs']} GB/s" if gpu["bandwidth_gbs"]
+                        else "bandwidth unknown (no speed prediction)"))
+        lines += gpu_offload.render_lines(offload["plan"], offload["prediction"])
     lines += [f"  WARNING    {warning}" for warning in result["warnings"]]
     return "\n".join(lines)
 

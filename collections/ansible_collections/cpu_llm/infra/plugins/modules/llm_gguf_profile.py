@@ -71,6 +71,7 @@ profile:
     kv_bytes_per_token: {description: F16 K+V bytes per token of context, all full-attention layers, type: int}
     kv_method: {description: how the KV size was computed (gqa, mla, gqa+swa...), type: str}
     quant_mix: {description: bytes per ggml type, type: dict}
+    layers: {description: 'per-layer bytes for GPU offload planning (gguf_header.layer_bytes)', type: dict}
 sources:
   description: Per file, whether it was read from disk or over HTTP.
   returned: success
@@ -119,6 +120,8 @@ def main():
         sources.append(kind)
     try:
         profile = gguf_header.model_profile(headers)
+        # Per-layer bytes: where each part would sit with partial GPU offload (gpu_offload.plan).
+        profile["layers"] = gguf_header.layer_bytes(headers)
     except gguf_header.GGUFHeaderError as exc:
         module.fail_json(msg=f"cannot profile the model: {exc}")
     module.exit_json(changed=False, profile=profile, sources=sources)
