@@ -82,7 +82,10 @@ def fetch_pypi(cache, name, version, sha256, binary):
     if not found:
         log(f"downloading {name}=={version} from PyPI")
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), f"{name}=={version}"]
-        cmd += ["--only-binary", ":all:"] if binary else ["--no-binary", ":all:"]
+        # The sdist for this package only: ":all:" would also force its build dependencies (pip prepares
+        # an sdist's metadata in a build environment) to be built from source, one nested build each,
+        # which took minutes on a cold host instead of seconds.
+        cmd += ["--only-binary", ":all:"] if binary else ["--no-binary", name]
         subprocess.run(cmd, check=True)
         found = [p for p in dest.iterdir() if p.name.startswith(stem)]
     path = found[0]
