@@ -16,6 +16,9 @@ setup_done=$SECONDS
 # molecule's dependency step runs it again and finds everything in place.
 bash tests/support/test_env.sh
 artifacts_done=$SECONDS
+# Molecule remembers a container it created; if that container was removed by hand (podman rm),
+# forget it, or the converge would try to reach a container that is gone.
+CONTAINERS_CONF=$PWD/molecule/containers.conf podman container exists llm-default || molecule reset -s default >/dev/null
 molecule converge -s default
 converge_done=$SECONDS
 
