@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
+from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "llama_cpp"
@@ -36,16 +37,6 @@ RADEON = gpu("AMD Radeon RX 7900 XTX (RADV NAVI31)", "vulkaninfo", "vulkan", "di
 IGPU = gpu("AMD Radeon Graphics (RADV RAPHAEL_MENDOCINO)", "vulkaninfo", "vulkan", "integrated", "amd")
 LAVAPIPE = gpu("llvmpipe (LLVM 15.0.6, 256 bits)", "vulkaninfo", "vulkan", "cpu", "mesa")
 
-
-def trusted(value):
-    """The role's own YAML as Ansible loads it from the role: its strings are templates."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: trusted(v) for k, v in value.items()}
-    return value
 
 
 def render(name, settings=None, gpus=None, os_family="Debian", **extra):

@@ -6,21 +6,11 @@ from pathlib import Path
 import prepare_artifacts  # tests/support (on the path through pytest.ini)
 import yaml
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar
+from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "llama_cpp"
 
-
-def trusted(value):
-    """The role's YAML as Ansible loads a role: its strings are templates (the build id's rule refers to
-    other role variables, e.g. the backend, which must render too)."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: trusted(v) for k, v in value.items()}
-    return value
 
 
 def role_build_id(overrides=None):
