@@ -22,7 +22,8 @@ run_lint() {
 }
 run_unit() {
   echo "== unit and integration (pytest)"
-  python -m pytest -q tests/unit tests/integration
+  # The slowest tests listed, so a CI run that grows shows where.
+  python -m pytest -q --durations=10 tests/unit tests/integration
 }
 run_molecule() {
   for s in "${scenarios[@]}"; do
