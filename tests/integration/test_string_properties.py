@@ -26,6 +26,7 @@ import pytest
 import yaml
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
 from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
+from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "shared_settings.yml").read_text()))
@@ -146,13 +147,8 @@ def outcomes(tmp_path_factory):
     out = subprocess.run(["ansible-playbook", "tests/validate.yml", "-i", str(path), "-f", "32"], cwd=ROOT, env=env,
                          capture_output=True, text=True, check=False, timeout=600)
     result = json.loads(out.stdout)
-    first = {}
-    for task in result["plays"][0]["tasks"]:
-        for host, res in task["hosts"].items():
-            if res.get("failed") and host not in first:
-                first[host] = (task["task"]["name"], res)
     assert set(result["stats"]) == set(hosts)
-    return {host: first.get(host, (None, None)) for host in hosts}
+    return first_failures(result, hosts)
 
 
 def test_the_light_playbook_checks_what_site_yml_checks():

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
+from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
 from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,13 +178,8 @@ def outcomes(tmp_path_factory):
     out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", "8"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
     result = json.loads(out.stdout)
-    first = {}
-    for task in result["plays"][0]["tasks"]:
-        for host, res in task["hosts"].items():
-            if res.get("failed") and host not in first:
-                first[host] = (task["task"]["name"], res)
     assert set(result["stats"]) == set(hosts), out.stderr
-    return {host: first.get(host, (None, None)) for host in hosts}
+    return first_failures(result, hosts)
 
 
 @pytest.mark.parametrize("case", BAD)
