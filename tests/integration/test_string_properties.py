@@ -45,7 +45,7 @@ GOOD = {
     "llama_server_tls_key": "/etc/ssl/private/llama.key", "llama_server_extra_args": ["--batch-size", "512"],
     "llama_server_group": "llama", "llama_server_numactl_args": ["--interleave=all"],
     "llama_server_alias": "org/model-GGUF:Q6_K",
-    "llama_server_api_key_file": "/etc/llama-server/api-key",
+    "llama_server_api_key_file": "/etc/llama-server/api-key", "llama_server_backend": "cpu",
     "preflight_model_name": "Model Q6_K", "preflight_disk_path": "/srv/llm/models",
     "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
     "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",

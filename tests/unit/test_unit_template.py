@@ -1,5 +1,8 @@
 """The llama-server unit as rendered for the options a container cannot exercise live."""
 
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jinja2
@@ -108,3 +111,93 @@ def test_without_a_measurement_the_unit_is_as_before():
     assert render(llama_server_tuning={}) == render()
     exec_line = render()[render().index("ExecStart="):render().index("Restart=")]
     assert "Measured on this host" not in render() and "--load-mode" not in exec_line
+
+
+# ----------------------------------------------------------------------------- GPU offload
+# The service's offload as the role computes it (gpu_offload.service_plan), for the tiny MoE's header.
+NVIDIA = {"name": "NVIDIA GeForce RTX 4090", "vendor": "nvidia", "backend": "cuda", "source": "nvidia-smi",
+          "type": "discrete", "vram_bytes": 24 << 30, "vram_free_bytes": 23 << 30}
+LAVAPIPE = {"name": "llvmpipe (LLVM 19.1.7, 256 bits)", "vendor": "mesa", "backend": "vulkan",
+            "source": "vulkaninfo", "type": "cpu", "vram_bytes": None, "vram_free_bytes": None}
+
+
+@pytest.fixture(scope="module")
+def tiny_moe(tmp_path_factory):
+    import make_gguf  # tests/support/make_gguf.py (on the path through pytest.ini)
+    from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header
+
+    [path] = make_gguf.write_tiny_moe(tmp_path_factory.mktemp("tiny") / "tiny-moe.gguf")
+    return {"layers": gguf_header.layer_bytes([gguf_header.read_header(path)])}
+
+
+def offload(model, backend, gpus, **kwargs):
+    from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload
+
+    return gpu_offload.service_plan(model, backend=backend, gpus=gpus, context_tokens=8192, parallel=2, **kwargs)
+
+
+def exec_args(unit):
+    return unit[unit.index("ExecStart="):unit.index("Restart=")]
+
+
+def test_a_cpu_build_renders_the_unit_as_before(tiny_moe):
+    assert render(__llama_server_offload=offload(tiny_moe, "cpu", [NVIDIA])) == render()
+    unit = render()
+    assert directive(unit, "PrivateDevices") == ["yes"] and directive(unit, "MemoryDenyWriteExecute") == ["yes"]
+    assert not directive(unit, "DeviceAllow") and "--n-gpu-layers" not in unit
+
+
+def test_cuda_gets_the_plans_flags_and_only_the_nvidia_devices(tiny_moe):
+    # A budget that leaves the first blocks' experts in RAM: the window is a few expert tensors wide.
+    plan = next(p for b in range(1 << 30, (1 << 30) + (200 << 20), 4096)
+                if (p := offload(tiny_moe, "cuda", [NVIDIA], vram_bytes=b))["mode"] == "n_cpu_moe")
+    unit = render(__llama_server_offload=plan)
+    assert "  " + " ".join(plan["args"]) + "\n" in exec_args(unit)
+    assert directive(unit, "PrivateDevices") == ["no"] and directive(unit, "DevicePolicy") == ["closed"]
+    assert directive(unit, "DeviceAllow") == plan["device_allow"] and all(
+        d.startswith("char-nvidia") for d in plan["device_allow"])
+    assert directive(unit, "MemoryDenyWriteExecute") == ["yes"] and not directive(unit, "SupplementaryGroups")
+    assert "# GPU offload on NVIDIA GeForce RTX 4090" in unit
+
+
+def test_extra_args_come_after_the_plan_so_the_plan_is_not_the_last_word_on_other_flags(tiny_moe):
+    plan = offload(tiny_moe, "cuda", [NVIDIA])
+    unit = render(__llama_server_offload=plan, llama_server_extra_args=["-ot", "exps=CPU"])
+    line = exec_args(unit)
+    assert line.index("--n-gpu-layers") < line.index("-ot")
+
+
+def test_lavapipe_keeps_private_devices_but_allows_write_execute_memory(tiny_moe):
+    plan = offload(tiny_moe, "vulkan", [LAVAPIPE], vram_bytes=2 << 30)
+    unit = render(__llama_server_offload=plan, llama_server_environment={"GGML_VK_VISIBLE_DEVICES": "0"})
+    assert directive(unit, "PrivateDevices") == ["yes"] and not directive(unit, "DeviceAllow")
+    assert directive(unit, "MemoryDenyWriteExecute") == ["no"]
+    assert directive(unit, "Environment") == ["GGML_VK_VISIBLE_DEVICES=0"]
+    assert "--n-gpu-layers" in exec_args(unit)
+
+
+def test_offload_off_only_adds_zero_gpu_layers(tiny_moe):
+    unit = render(__llama_server_offload=offload(tiny_moe, "cuda", [NVIDIA], offload="off"))
+    assert "--n-gpu-layers 0" in exec_args(unit)
+    assert directive(unit, "PrivateDevices") == ["yes"] and not directive(unit, "DeviceAllow")
+
+
+def test_environment_values_are_quoted_the_systemd_way():
+    unit = render(llama_server_environment={"CUDA_VISIBLE_DEVICES": "1", "NOTE": "a b%"})
+    assert directive(unit, "Environment") == ["CUDA_VISIBLE_DEVICES=1", '"NOTE=a b%%"']
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize("variant", ["cpu", "cuda", "vulkan card", "lavapipe"])
+def test_gpu_access_keeps_the_exposure_at_most_2_5(variant, tiny_moe, tmp_path):
+    """systemd's own score of the unit file (--offline: the file alone, as on a host without the GPU)."""
+    radeon = dict(NVIDIA, name="AMD Radeon RX 7900 XTX", vendor="amd", backend="vulkan", source="vulkaninfo")
+    plans = {"cpu": lambda: offload(tiny_moe, "cpu", []), "cuda": lambda: offload(tiny_moe, "cuda", [NVIDIA]),
+             "vulkan card": lambda: offload(tiny_moe, "vulkan", [radeon]),
+             "lavapipe": lambda: offload(tiny_moe, "vulkan", [LAVAPIPE], vram_bytes=2 << 30)}
+    unit = tmp_path / "llama-server.service"
+    unit.write_text(render(__llama_server_offload=plans[variant]()))
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+                         capture_output=True, text=True, check=False).stdout
+    score = float(re.search(r"exposure level for llama-server\.service:\s*([\d.]+)", out).group(1))
+    assert score <= 2.5, out

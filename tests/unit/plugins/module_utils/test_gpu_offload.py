@@ -351,3 +351,75 @@ def test_render_lines_show_the_split_flags_and_speeds(layers, profiles):
     assert all(line.startswith("  ") for line in text.splitlines())
     cpu_only = go.render_lines(go.plan(layers["deepseek-v3"], vram_bytes=0, context_tokens=CONTEXT))
     assert "nothing offloaded (--n-gpu-layers 0)" in cpu_only[0] and len(cpu_only) == 2
+
+
+# ----------------------------------------------------------------------------- the service's plan
+# llm_hardware's gpus as the detection writes them (tests/unit/plugins/module_utils/test_gpu_detection.py).
+RTX = {"name": "NVIDIA GeForce RTX 4090", "vendor": "nvidia", "backend": "cuda", "source": "nvidia-smi",
+       "type": "discrete", "vram_bytes": 24 * GiB, "vram_free_bytes": 23 * GiB}
+RADEON = {"name": "AMD Radeon RX 7900 XTX (RADV NAVI31)", "vendor": "amd", "backend": "vulkan",
+          "source": "vulkaninfo", "type": "discrete", "vram_bytes": 24 * GiB, "vram_free_bytes": None}
+LAVAPIPE = {"name": "llvmpipe (LLVM 19.1.7, 256 bits)", "vendor": "mesa", "backend": "vulkan",
+            "source": "vulkaninfo", "type": "cpu", "vram_bytes": None, "vram_free_bytes": None}
+
+
+def test_a_cpu_build_gets_no_flag_and_keeps_the_sandbox(tiny_moe):
+    for gpus in ([], [RTX]):
+        got = go.service_plan({"layers": tiny_moe}, backend="cpu", gpus=gpus, context_tokens=CONTEXT)
+        assert got["args"] == [] and got["mode"] == "none" and got["device_allow"] == []
+        assert got["memory_deny_write_execute"] is True
+
+
+def test_offload_off_on_a_gpu_build_keeps_everything_in_ram(tiny_moe):
+    got = go.service_plan({"layers": tiny_moe}, backend="cuda", gpus=[RTX], offload="off", context_tokens=CONTEXT)
+    assert got["args"] == ["--n-gpu-layers", "0"] and got["device_allow"] == []
+
+
+def test_cuda_service_gets_the_plan_for_the_cards_free_vram_and_only_nvidia_devices(layers):
+    model = {"layers": layers["deepseek-v3"]}
+    got = go.service_plan(model, backend="cuda", gpus=[LAVAPIPE, RTX], context_tokens=CONTEXT)
+    expected = go.plan(layers["deepseek-v3"], vram_bytes=23 * GiB, context_tokens=CONTEXT)
+    assert got["args"] == expected["args"] and got["mode"] == "n_cpu_moe"
+    assert got["gpu"]["name"] == RTX["name"] and got["gpu"]["vram_bytes"] == 23 * GiB
+    assert got["device_allow"] and all(d.startswith("char-nvidia") for d in got["device_allow"])
+    assert got["memory_deny_write_execute"] is True and got["supplementary_groups"] == []
+
+
+def test_a_budget_replaces_the_free_vram(layers):
+    model = {"layers": layers["deepseek-v3"]}
+    small = go.service_plan(model, backend="cuda", gpus=[RTX], vram_bytes=12 * GiB, context_tokens=CONTEXT)
+    large = go.service_plan(model, backend="cuda", gpus=[RTX], context_tokens=CONTEXT)
+    assert small["gpu"]["vram_bytes"] == 12 * GiB and small["gpu"]["how"] == "the given budget"
+    assert small["plan"]["ram_bytes"] > large["plan"]["ram_bytes"]
+
+
+def test_vulkan_card_opens_its_render_node_and_needs_a_budget_without_a_memory_reading(layers):
+    model = {"layers": layers["deepseek-v3"]}
+    with pytest.raises(go.OffloadError, match="vram_bytes"):
+        go.service_plan(model, backend="vulkan", gpus=[RADEON | {"vram_bytes": None}], context_tokens=CONTEXT)
+    got = go.service_plan(model, backend="vulkan", gpus=[LAVAPIPE, RADEON], vram_bytes=24 * GiB,
+                          context_tokens=CONTEXT)
+    assert got["gpu"]["name"] == RADEON["name"]  # the card before the software device
+    assert got["device_allow"] == ["char-drm rw"] and got["supplementary_groups"] == ["render"]
+    assert got["memory_deny_write_execute"] is True
+
+
+def test_lavapipe_needs_no_device_node_but_write_execute_memory(tiny_moe):
+    budget = 2 * GiB
+    got = go.service_plan({"layers": tiny_moe}, backend="vulkan", gpus=[LAVAPIPE], vram_bytes=budget,
+                          context_tokens=CONTEXT)
+    assert got["mode"] != "cpu" and got["device_allow"] == [] and got["memory_deny_write_execute"] is False
+    # Nothing planned onto it: the sandbox stays whole.
+    none = go.service_plan({"layers": tiny_moe}, backend="vulkan", gpus=[LAVAPIPE], vram_bytes=1,
+                           context_tokens=CONTEXT)
+    assert none["mode"] == "cpu" and none["memory_deny_write_execute"] is True
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"backend": "rocm"}, "backend"), ({"offload": "on"}, "offload"), ({"vram_bytes": -1}, "vram_bytes"),
+    ({"backend": "cuda", "gpus": []}, "no cuda device"),
+])
+def test_bad_service_input_names_the_problem(kwargs, named, tiny_moe):
+    args = {"backend": "vulkan", "gpus": [LAVAPIPE], "vram_bytes": GiB, "context_tokens": CONTEXT} | kwargs
+    with pytest.raises(go.OffloadError, match=named):
+        go.service_plan({"layers": tiny_moe}, **args)

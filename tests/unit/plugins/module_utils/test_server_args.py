@@ -22,6 +22,9 @@ LEGACY = {"--mlock", "--no-mmap", "--mmap"}
     ("-np", "llm_parallel"), ("--numa", "llama_server_numactl_args"), ("--metrics", "llama_server_metrics"),
     ("--mlock", "llm_mlock"), ("--load-mode", "llm_mlock"), ("-a", "llama_server_alias"),
     ("--alias", "llama_server_alias"), ("--port 9000", "llama_server_port"), (" --host", "llama_server_host"),
+    ("-ngl", "llm_gpu_vram_bytes"), ("--n-gpu-layers", "llama_server_gpu_offload"),
+    ("--gpu-layers", "llm_gpu_vram_bytes"),
+    ("--n-cpu-moe", "llm_gpu_vram_bytes"), ("-ncmoe", "llm_gpu_vram_bytes"), ("--cpu-moe", "llm_gpu_vram_bytes"),
 ])
 def test_managed_flag_is_refused_naming_the_variable(arg, owner):
     problems = server_args.problems(["--batch-size", "512", arg])
@@ -35,7 +38,8 @@ def test_the_value_after_a_flag_is_never_shown():
 
 
 @pytest.mark.parametrize("args", [[], None, ["--batch-size", "512"], ["-fa", "on", "--temp", "-1"],
-                                  ["--no-host"], ["--threads-http", "4"], ["--ctx-checkpoints", "2"], ["-ngl", "0"]])
+                                  ["--no-host"], ["--threads-http", "4"], ["--ctx-checkpoints", "2"],
+                                  ["-ot", "exps=CPU"]])
 def test_other_flags_and_values_pass(args):
     assert server_args.problems(args) == []
 

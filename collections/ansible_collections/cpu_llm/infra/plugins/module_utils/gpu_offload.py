@@ -430,3 +430,77 @@ def render_lines(offload_plan, prediction=None):
                      f"per token {parts['gpu'] * 1e3:.1f} ms GPU, {parts['ram'] * 1e3:.1f} ms RAM, "
                      f"{parts['transfer'] * 1e3:.1f} ms transfers")
     return lines
+
+
+# --- the service: what llama-server.service gets on a GPU build
+
+# Device groups (systemd.resource-control(5) DeviceAllow=, "char-<name>" from /proc/devices) each backend's
+# driver opens. CUDA: nvidiactl and the numbered /dev/nvidia<N> (nvidia-frontend), nvidia-uvm (unified memory,
+# cudaMallocManaged and the driver's own use) and nvidia-caps (MIG capabilities); the same set nixpkgs'
+# services.ollama allows. Vulkan on a card: its DRM render node (/dev/dri/renderD<N>, group render).
+DEVICE_ALLOW = {
+    "cuda": ["char-nvidiactl rw", "char-nvidia-frontend rw", "char-nvidia-uvm rw", "char-nvidia-caps rw"],
+    "vulkan": ["char-drm rw"],
+}
+# The render node is root:render 0660 (udev's 50-udev-default.rules): the service user joins that group.
+SUPPLEMENTARY_GROUPS = {"vulkan": ["render"]}
+
+
+def _service_gpu(gpus, backend):
+    """The device the build's backend drives: the first of llm_hardware's gpus it would use."""
+    cards = [g for g in gpus or [] if isinstance(g, dict) and g.get("backend") == backend]
+    if backend == "cuda":
+        cards = [g for g in cards if g.get("source") == "nvidia-smi"] or cards
+    else:
+        # A Vulkan driver answered for it (vulkaninfo), a card before a software device.
+        cards = sorted((g for g in cards if g.get("source") == "vulkaninfo"), key=lambda g: g.get("type") == "cpu")
+    return cards[0] if cards else None
+
+
+def service_plan(model, *, backend, gpus, offload="auto", vram_bytes=0, margin_bytes=DEFAULT_MARGIN_BYTES,
+                 context_tokens, parallel=1):
+    """The llama-server flags and the unit's device access for this host's build, model and GPU.
+
+    model      the GGUF profile (gguf_model_profile: per-layer bytes under "layers")
+    backend    the build's backend (llama_cpp_build_backend): cpu, cuda or vulkan
+    gpus       llm_hardware's gpus (detected)
+    offload    auto: plan(); off: --n-gpu-layers 0 (the GPU build runs on the CPU only)
+    vram_bytes > 0: this budget instead of the card's free VRAM (needed for a device without memory of its
+               own: an integrated GPU, Mesa's lavapipe)
+    Returns {args, mode, why, gpu, device_allow, supplementary_groups, memory_deny_write_execute, plan}:
+    args to append to llama-server's command line; device_allow the unit's DeviceAllow= entries (empty: the
+    sandbox keeps PrivateDevices=yes); memory_deny_write_execute false only for a Vulkan device that runs on
+    the CPU (lavapipe JIT-compiles its shaders to host code with LLVM, which needs W+X mappings).
+    A CPU build gets nothing: {args: [], mode: "none", ...}. Raises OffloadError on bad input, or when the
+    GPU's memory is unknown and no budget is given.
+    """
+    if backend not in ("cpu", "cuda", "vulkan"):
+        raise OffloadError(f"backend must be cpu, cuda or vulkan, got {backend!r}")
+    if offload not in ("auto", "off"):
+        raise OffloadError(f"offload must be auto or off, got {offload!r}")
+    vram_bytes = _number(vram_bytes, "vram_bytes")
+    result = {"args": [], "mode": "none", "gpu": None, "device_allow": [], "supplementary_groups": [],
+              "memory_deny_write_execute": True, "plan": None}
+    if backend == "cpu":
+        return dict(result, why="a CPU build: no GPU flag")
+    if offload == "off":
+        return dict(result, args=["--n-gpu-layers", "0"], mode="cpu", why="offload is off: everything in RAM")
+    card = _service_gpu(gpus, backend)
+    if card is None:
+        raise OffloadError(f"the build is for {backend} but no {backend} device was detected (llm_hardware's gpus: "
+                           f"{[g.get('name') for g in gpus or [] if isinstance(g, dict)]}); install the driver "
+                           "or build for cpu")
+    free = vram_bytes or card.get("vram_free_bytes") or card.get("vram_bytes") or 0
+    if not free:
+        raise OffloadError(f"{card.get('name')} reports no memory of its own (type {card.get('type')}): give a "
+                           "VRAM budget in bytes (vram_bytes)")
+    layout = plan(model, vram_bytes=int(free), context_tokens=context_tokens, parallel=parallel,
+                  margin_bytes=margin_bytes)
+    used = layout["mode"] != "cpu"
+    software = card.get("type") == "cpu"
+    return dict(result, args=layout["args"], mode=layout["mode"], why=layout["why"], plan=layout,
+                gpu={"name": card.get("name"), "type": card.get("type"), "vram_bytes": int(free),
+                     "how": "the given budget" if vram_bytes else "free VRAM, " + str(card.get("source"))},
+                device_allow=list(DEVICE_ALLOW[backend]) if used and not software else [],
+                supplementary_groups=list(SUPPLEMENTARY_GROUPS.get(backend, [])) if used and not software else [],
+                memory_deny_write_execute=not (used and software))

@@ -30,6 +30,8 @@ MANAGED = {
     "metrics": ("llama_server_metrics", ("--metrics",)),
     "memory locking": ("llm_mlock (llama_server_mlock)", ("-lm", "--load-mode", "--mlock", "--no-mmap", "--mmap")),
     "alias": ("llama_server_alias", ("-a", "--alias")),
+    "GPU offload": ("llm_gpu_vram_bytes (the offload plan's budget) or llama_server_gpu_offload",
+                    ("-ngl", "--gpu-layers", "--n-gpu-layers", "-cmoe", "--cpu-moe", "-ncmoe", "--n-cpu-moe")),
 }
 FLAGS = {flag: (setting, variable) for setting, (variable, flags) in MANAGED.items() for flag in flags}
 
