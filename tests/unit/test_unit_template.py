@@ -157,7 +157,7 @@ def test_cuda_gets_the_plans_flags_and_only_the_nvidia_devices(tiny_moe):
     assert directive(unit, "DeviceAllow") == plan["device_allow"] and all(
         d.startswith("char-nvidia") for d in plan["device_allow"])
     assert directive(unit, "MemoryDenyWriteExecute") == ["yes"] and not directive(unit, "SupplementaryGroups")
-    assert "# GPU offload on NVIDIA GeForce RTX 4090" in unit
+    assert "# GPU offload on NVIDIA GeForce RTX 4090" in unit and not directive(unit, "CacheDirectory")
 
 
 def test_extra_args_come_after_the_plan_so_the_plan_is_not_the_last_word_on_other_flags(tiny_moe):
@@ -172,7 +172,9 @@ def test_lavapipe_keeps_private_devices_but_allows_write_execute_memory(tiny_moe
     unit = render(__llama_server_offload=plan, llama_server_environment={"GGML_VK_VISIBLE_DEVICES": "0"})
     assert directive(unit, "PrivateDevices") == ["yes"] and not directive(unit, "DeviceAllow")
     assert directive(unit, "MemoryDenyWriteExecute") == ["no"]
-    assert directive(unit, "Environment") == ["GGML_VK_VISIBLE_DEVICES=0"]
+    assert directive(unit, "Environment") == ["GGML_VK_VISIBLE_DEVICES=0",
+                                              "MESA_SHADER_CACHE_DIR=/var/cache/llama-server/mesa"]
+    assert directive(unit, "CacheDirectory") == ["llama-server"]  # a writable place under ProtectSystem=strict
     assert "--n-gpu-layers" in exec_args(unit)
 
 

@@ -423,3 +423,15 @@ def test_bad_service_input_names_the_problem(kwargs, named, tiny_moe):
     args = {"backend": "vulkan", "gpus": [LAVAPIPE], "vram_bytes": GiB, "context_tokens": CONTEXT} | kwargs
     with pytest.raises(go.OffloadError, match=named):
         go.service_plan({"layers": tiny_moe}, **args)
+
+
+def test_compute_buffer_holds_the_kq_mask_and_one_output_row_per_slot(tiny_moe):
+    """llama.cpp's F16 KQ mask (a slot's cells x the ubatch) is in the compute buffer; logits only per slot."""
+    def compute(context, parallel=1):
+        return go.plan(tiny_moe, vram_bytes=64 * GiB, context_tokens=context, parallel=parallel)["gpu"]["compute"]
+
+    assert compute(8192) - compute(4096) == 4096 * go.DEFAULT_UBATCH * 2
+    # Two slots over the same cells: each stream's mask covers half of them (the mask of 4096 cells on one
+    # slot), and at most one more logits row.
+    logits_row = (tiny_moe["output_width"] + tiny_moe["n_embd"]) * 4
+    assert 0 <= compute(8192, parallel=2) - compute(4096) <= logits_row

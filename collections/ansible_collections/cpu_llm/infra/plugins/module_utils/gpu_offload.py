@@ -23,8 +23,15 @@ llama.cpp's rules, read at the pinned commit (llama_cpp_version 0c1e57098bba43ac
 * KV cache: src/llama-kv-cache.cpp puts layer il's K/V on ``model.dev_layer(il)`` when offload_kqv (default
   on): the KV of an offloaded layer is in VRAM, the rest in RAM. The KV of a layer whose experts stay in RAM
   is still on the GPU.
-* Compute buffer: llama-context.cpp reserves the graph of a full ubatch (n_ubatch tokens, n_ubatch outputs:
-  n_outputs_max defaults to n_batch). ggml-alloc frees each intermediate after its last use, so the peak is
+* Compute buffer: llama-context.cpp reserves the graph of a full ubatch (n_ubatch tokens) with n_outputs_max
+  outputs, which llama-server sets to its slots (tools/server/server-context.cpp load_model:
+  server_output_limits, one output per sequence without speculative decoding; its log says
+  "n_outputs_max = 1" for one slot), so the output layer's logits are n_vocab x slots, not x n_ubatch.
+  The attention's KQ mask, an input of n_kv x n_ubatch F16 with flash attention (llama-graph.cpp
+  build_attn_inp_kq_mask; one per attention type: full and sliding window), is copied into the GPU's compute
+  buffer too: 4 MiB at 4096 cells. Checked on lavapipe with the tiny MoE (molecule/offload): llama.cpp's
+  "Vulkan0 compute buffer size = 4.56 MiB" against 4.75 MiB planned. ggml-alloc frees each intermediate after
+  its last use, so the peak is
   the widest stretch of the graph, not a sum. With op offload (default on; ggml-backend.cpp
   ``ggml_backend_sched_backend_id_from_cur``, ggml-cuda.cu ``offload_op``: batch >= 32), a batched matmul
   whose weights are in RAM runs on the GPU during prompt processing, and the scheduler copies that weight
@@ -58,8 +65,9 @@ MiB = 1 << 20
 DEFAULT_MARGIN_BYTES = 1024 * MiB
 # llama.cpp's default physical batch (common/common.h n_ubatch = 512): compute buffers are sized for it.
 DEFAULT_UBATCH = 512
-# F32 activations (ggml's graph tensors between weights are F32).
+# F32 activations (ggml's graph tensors between weights are F32); F16 masks.
 F32 = 4
+F16 = 2
 # Tensors of the widest op alive at once: its input, its output and the residual stream beside them
 # (ggml-alloc.c frees the rest after their last use). An estimate from the graph's shape, see the docstring.
 COMPUTE_LIVE_TENSORS = 3
@@ -168,7 +176,7 @@ def _kv_tokens(layers, context_tokens, parallel, n_ubatch):
 class _Layout:
     """One placement: -ngl and how many leading blocks keep their routed experts in RAM."""
 
-    def __init__(self, layers, ngl, n_cpu_moe, *, kv_cells, n_tokens, op_offload, margin):
+    def __init__(self, layers, ngl, n_cpu_moe, *, kv_cells, n_tokens, n_outputs, mask_bytes, op_offload, margin):
         n_layer = layers["n_layer"]
         self.ngl, self.n_cpu_moe = ngl, n_cpu_moe
         self.start = max(n_layer + 1 - ngl, 0)
@@ -221,8 +229,8 @@ class _Layout:
         compute = 0
         if ngl:
             layer_peak = COMPUTE_LIVE_TENSORS * width * n_tokens * F32
-            output_peak = (layers["output_width"] + layers["n_embd"]) * n_tokens * F32
-            compute = max(layer_peak, output_peak) + (largest_in_ram if op_offload else 0)
+            output_peak = (layers["output_width"] + layers["n_embd"]) * n_outputs * F32
+            compute = max(layer_peak, output_peak) + mask_bytes + (largest_in_ram if op_offload else 0)
         gpu["compute"] = compute
         gpu["margin"] = margin if ngl else 0
         self.gpu, self.ram, self.read = gpu, ram, read
@@ -259,8 +267,13 @@ def plan(model, *, vram_bytes, context_tokens, parallel=1, margin_bytes=DEFAULT_
     n_layer = layers["n_layer"]
     # llama_context clamps n_batch to n_ctx and n_ubatch to n_batch (llama-context.cpp).
     n_tokens = min(n_ubatch, context) if context else n_ubatch
-    options = {"kv_cells": _kv_tokens(layers, context, parallel, n_ubatch), "n_tokens": n_tokens,
-               "op_offload": op_offload, "margin": margin}
+    kv_cells = _kv_tokens(layers, context, parallel, n_ubatch)
+    # KQ masks (F16, per stream: a slot's cells x the ubatch), one per attention type the model has.
+    has_swa = any(b["swa"] for b in layers["blocks"] if b["loaded"])
+    has_full = any(not b["swa"] for b in layers["blocks"] if b["loaded"])
+    mask_cells = (kv_cells[0] if has_full else 0) + (kv_cells[1] if has_swa else 0)
+    options = {"kv_cells": kv_cells, "n_tokens": n_tokens, "n_outputs": min(parallel, n_tokens),
+               "mask_bytes": mask_cells // parallel * n_tokens * F16, "op_offload": op_offload, "margin": margin}
     full = n_layer + 1
 
     def layout(ngl, n_cpu_moe=0):
@@ -467,10 +480,13 @@ def service_plan(model, *, backend, gpus, offload="auto", vram_bytes=0, margin_b
     offload    auto: plan(); off: --n-gpu-layers 0 (the GPU build runs on the CPU only)
     vram_bytes > 0: this budget instead of the card's free VRAM (needed for a device without memory of its
                own: an integrated GPU, Mesa's lavapipe)
-    Returns {args, mode, why, gpu, device_allow, supplementary_groups, memory_deny_write_execute, plan}:
+    Returns {args, mode, why, gpu, device_allow, supplementary_groups, memory_deny_write_execute, shader_cache,
+    plan}:
     args to append to llama-server's command line; device_allow the unit's DeviceAllow= entries (empty: the
     sandbox keeps PrivateDevices=yes); memory_deny_write_execute false only for a Vulkan device that runs on
-    the CPU (lavapipe JIT-compiles its shaders to host code with LLVM, which needs W+X mappings).
+    the CPU (lavapipe JIT-compiles its shaders to host code with LLVM, which needs W+X mappings); shader_cache
+    true for Vulkan: Mesa's drivers (radv, anv, lavapipe) compile llama.cpp's compute pipelines at every start
+    unless they have a writable shader cache (minutes on lavapipe), so the unit gets one.
     A CPU build gets nothing: {args: [], mode: "none", ...}. Raises OffloadError on bad input, or when the
     GPU's memory is unknown and no budget is given.
     """
@@ -480,7 +496,7 @@ def service_plan(model, *, backend, gpus, offload="auto", vram_bytes=0, margin_b
         raise OffloadError(f"offload must be auto or off, got {offload!r}")
     vram_bytes = _number(vram_bytes, "vram_bytes")
     result = {"args": [], "mode": "none", "gpu": None, "device_allow": [], "supplementary_groups": [],
-              "memory_deny_write_execute": True, "plan": None}
+              "memory_deny_write_execute": True, "shader_cache": False, "plan": None}
     if backend == "cpu":
         return dict(result, why="a CPU build: no GPU flag")
     if offload == "off":
@@ -503,4 +519,4 @@ def service_plan(model, *, backend, gpus, offload="auto", vram_bytes=0, margin_b
                      "how": "the given budget" if vram_bytes else "free VRAM, " + str(card.get("source"))},
                 device_allow=list(DEVICE_ALLOW[backend]) if used and not software else [],
                 supplementary_groups=list(SUPPLEMENTARY_GROUPS.get(backend, [])) if used and not software else [],
-                memory_deny_write_execute=not (used and software))
+                memory_deny_write_execute=not (used and software), shader_cache=used and backend == "vulkan")
