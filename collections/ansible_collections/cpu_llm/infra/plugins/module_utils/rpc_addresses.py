@@ -32,6 +32,7 @@ PRIVATE = {
     "loopback": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
 }
 PRIVATE_HINT = "RFC 1918 10/8, 172.16/12, 192.168/16; RFC 4193 fc00::/7; or loopback"
+PRIVATE_HINT_IPV4 = "RFC 1918 10/8, 172.16/12, 192.168/16; or loopback 127/8"
 IPV4_ONLY = ("ggml-rpc-server at the pinned llama.cpp speaks IPv4 only (ggml-rpc transport.cpp: AF_INET sockets, "
              "inet_addr/gethostbyname; parse_endpoint splits host:port at the first ':')")
 # RFC 1123 host names, as gethostbyname would look them up.
@@ -83,7 +84,8 @@ def listen_address(name, value, host_addresses, ipv4_only=True):
     if ipv4_only and address.version == 6:
         return [f"{name} is {value}, an IPv6 address: {IPV4_ONLY}; use this host's private IPv4 address"]
     if not is_private(address):
-        return [f"{name} is {value}, not a private address ({PRIVATE_HINT}); ggml-rpc-server has no "
+        hint = PRIVATE_HINT_IPV4 if ipv4_only else PRIVATE_HINT
+        return [f"{name} is {value}, not a private address ({hint}); ggml-rpc-server has no "
                 "authentication and no encryption and must never face an open network"]
     if not on_host(address, host_addresses):
         have = ", ".join(str(a) for a in host_addresses or []) or "none read"
