@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The inventory group a role runs on, when not the servers (the example playbook names it).
+HOSTS = {"llm_rpc_worker": "llm_rpc_workers"}
 
 
 def render(role_dir):
@@ -47,8 +49,8 @@ def render(role_dir):
               "Facts this role sets for the roles after it (`meta/exports.yml`); other roles read nothing else",
               "of it.", ""]
     lines += ([f"- `{name}`: {text.strip()}" for name, text in exports.items()] or ["None."])
-    lines += ["", "## Example playbook", "", "```yaml", "- hosts: llm_servers", "  become: true", "  roles:",
-              f"    - {role_dir.name}", "```", "",
+    lines += ["", "## Example playbook", "", "```yaml", f"- hosts: {HOSTS.get(role_dir.name, 'llm_servers')}",
+              "  become: true", "  roles:", f"    - {role_dir.name}", "```", "",
               "In this repository the roles run together from `site.yml`; see the top-level README.", ""]
     return "\n".join(lines)
 

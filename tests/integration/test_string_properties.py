@@ -6,7 +6,8 @@ either refused by an input check naming the variable (the checks of site.yml, ru
 tests/validate.yml against one inventory host per value, all in one ansible-playbook run; the
 newline values of a role share a host, since its control-character check names them all), or it
 passes and then it must be safe where it goes:
-- rendered into a unit file: the unit renders (with the collection's systemd_quote), passes
+- rendered into a unit file (llama-server's, or the RPC worker's for its role): the unit renders (with the
+  collection's systemd_quote), passes
   `systemd-analyze verify`, and systemd's splitting of its ExecStart gives the value back intact as
   one argument;
 - otherwise, the variable is listed in NOT_RENDERED with where it goes (module arguments and argv
@@ -24,7 +25,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
-from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_allowed_networks, systemd_quote
 from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
 from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
 
@@ -50,6 +51,10 @@ GOOD = {
     "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
     "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",
     "autotune_model_path": "/srv/llm/models/current/model-Q6_K.gguf",
+    "llama_server_rpc_workers": ["10.0.0.11:50052"],
+    # Loopback: on every inventory host without reading its addresses.
+    "llm_rpc_worker_address": "127.0.0.1", "llm_rpc_worker_allowed_sources": ["127.0.0.1"],
+    "llm_rpc_worker_binary": "/opt/llama.cpp/current/bin/ggml-rpc-server",
 }
 # Where a variable that is not rendered into a unit goes, when a value with a space or a leading
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.
@@ -74,6 +79,12 @@ UNIT_VALUES = {
     "ansible_managed": "managed", "llama_server_user": "llama", "llama_server_port": 8080,
     "llama_server_threads": 8, "llama_server_ctx_size": 4096, "llama_server_parallel": 1,
     "llama_server_metrics": True, "llama_server_mlock": False,
+}
+# The units values are rendered into, per role: (template, the variables' prefix, the values GOOD lacks).
+UNITS = {
+    "llama_server": (UNIT, "llama_server_", UNIT_VALUES),
+    "llm_rpc_worker": (ROOT / "roles" / "llm_rpc_worker" / "templates" / "llama-rpc-server.service.j2",
+                       "llm_rpc_worker_", {"ansible_managed": "managed", "llm_rpc_worker_threads": 8}),
 }
 
 
@@ -122,14 +133,17 @@ def host_of(role, name, how):
     return f"{name}-{how}"
 
 
-def render_unit(**values):
+def render_unit(role="llama_server", **values):
+    template, prefix, extra = UNITS[role]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701 (a unit)
                              trim_blocks=True)
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
-    rendered = {k: v for k, v in GOOD.items() if k.startswith("llama_server_")}
-    return env.from_string(UNIT.read_text()).render(**{**UNIT_VALUES, **rendered, **values})
+    env.filters["cpu_llm.infra.llm_allowed_networks"] = llm_allowed_networks
+    defaults = yaml.safe_load((template.parents[1] / "defaults" / "main.yml").read_text())
+    rendered = {k: v for k, v in {**defaults, **GOOD}.items() if k.startswith(prefix)}
+    return env.from_string(template.read_text()).render(**{**rendered, **extra, **values})
 
 
 @pytest.fixture(scope="module")
@@ -172,16 +186,18 @@ def test_refused_or_safe(outcomes, role, name, how, value, tmp_path):
         assert name in json.dumps(res), f"{task}: {res.get('msg')}"
         return
     assert how != "newline", f"{name} with a newline passed every check"
-    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name} %}}", UNIT.read_text()):  # rendered as a value
-        unit = render_unit(**{name: value})
+    template = UNITS.get(role, (UNIT,))[0]
+    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name} %}}", template.read_text()):  # rendered as a value
+        unit = render_unit(role if role in UNITS else "llama_server", **{name: value})
         argv = split_command_line(exec_start(unit))
         for item in value if isinstance(value, list) else [value]:
             assert item in argv, (name, item, argv)
         # systemd's own parser accepts it (binaries that exist; the arguments are what is checked).
-        (tmp_path / "llama-server.service").write_text(unit.replace("/usr/bin/numactl", "/bin/true"))
-        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no",
-                                 str(tmp_path / "llama-server.service")], capture_output=True, text=True, check=False)
-        assert verify.returncode == 0 and "llama-server.service" not in verify.stderr, verify.stderr
+        unit_file = tmp_path / template.name.removesuffix(".j2")
+        unit_file.write_text(unit.replace("/usr/bin/numactl", "/bin/true"))
+        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no", str(unit_file)],
+                                capture_output=True, text=True, check=False)
+        assert verify.returncode == 0 and unit_file.name not in verify.stderr, verify.stderr
         return
     assert name in NOT_RENDERED, f"{name}={value!r} passed its checks, is not rendered in a unit: judge where it goes"
 

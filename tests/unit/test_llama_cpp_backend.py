@@ -143,6 +143,67 @@ def test_the_run_says_why():
     assert render("__llama_cpp_backend_says", gpus=[]).endswith("llama_cpp_backend auto, from no GPU.")
 
 
+# --- llama_cpp_rpc: llama.cpp's RPC backend and the worker's binary ------------------------------
+
+SOURCE = Path("/var/cache/llm-cpu-infra/src/llama.cpp-0c1e57098bba43ac29e6e3b677cdceebdd22334f")
+RPC_OPTIONS = ["-DGGML_RPC=ON", "-DGGML_RPC_RDMA=OFF"]
+
+
+def test_rpc_is_off_by_default_and_off_is_todays_build():
+    assert DEFAULTS["llama_cpp_rpc"] is False
+    for off in (None, {"llama_cpp_rpc": False}, {"llama_cpp_rpc": "no"}):
+        assert render("__llama_cpp_cmake_options", off, gpus=[]) == DEFAULTS["llama_cpp_cmake_options"]
+        assert render("__llama_cpp_build_targets", off, gpus=[]) == DEFAULTS["llama_cpp_build_targets"]
+        assert render("__llama_cpp_build_id", off, gpus=[]) == todays_build_id()
+
+
+def test_rpc_adds_the_backend_and_the_worker_binary_and_is_a_build_of_its_own():
+    on = {"llama_cpp_rpc": True}
+    assert render("__llama_cpp_cmake_options", on, gpus=[]) == [*DEFAULTS["llama_cpp_cmake_options"], *RPC_OPTIONS]
+    assert render("__llama_cpp_build_targets", on, gpus=[]) == [*DEFAULTS["llama_cpp_build_targets"], "ggml-rpc-server"]
+    build_id = render("__llama_cpp_build_id", on, gpus=[])
+    assert build_id.startswith("0c1e57098bba-") and len(build_id) == len("0c1e57098bba-") + 8
+    assert build_id != todays_build_id()
+    assert render("__llama_cpp_configure_argv", on, gpus=[])[-2:] == RPC_OPTIONS
+    # TCP needs nothing beyond the toolchain.
+    assert render("__llama_cpp_packages", on, gpus=[]) == render("__llama_cpp_packages", gpus=[])
+
+
+def test_rpc_beside_a_gpu_backend():
+    options = render("__llama_cpp_cmake_options", {"llama_cpp_rpc": True}, gpus=[RTX])
+    assert options[-3:] == ["-DGGML_CUDA=ON", *RPC_OPTIONS]
+    ids = {render("__llama_cpp_build_id", {"llama_cpp_rpc": rpc}, gpus=[RTX]) for rpc in (True, False)}
+    assert len(ids) == 2 and all(i.startswith("0c1e57098bba-cuda-") for i in ids)
+
+
+def test_the_build_compiles_and_installs_the_rpc_target_too():
+    tasks = {t["name"].split(" {{")[0]: t for t in yaml.safe_load((ROLE / "tasks" / "build.yml").read_text())}
+    assert tasks["Compile in the background"]["ansible.builtin.command"]["argv"].rstrip().endswith(
+        "+ __llama_cpp_build_targets }}")
+    assert tasks["Install the binaries into"]["loop"] == "{{ __llama_cpp_build_targets }}"
+    marker = tasks["Record what was built (marks the build complete)"]
+    assert marker["vars"]["__info"]["targets"] == "{{ __llama_cpp_build_targets }}"
+
+
+@pytest.mark.parametrize("tasks_file", ["main.yml", "switch.yml"])
+@pytest.mark.parametrize(("rpc", "expected"), [(True, "/opt/llama.cpp/current/bin/ggml-rpc-server"), (False, "")])
+def test_the_worker_binary_is_exported_only_with_rpc(tasks_file, rpc, expected):
+    tasks = yaml.safe_load((ROLE / "tasks" / tasks_file).read_text())
+    (export,) = [t["ansible.builtin.set_fact"] for t in tasks
+                 if "llama_cpp_rpc_server_binary" in t.get("ansible.builtin.set_fact", {})]
+    assert render("__export", {"llama_cpp_rpc": rpc}, gpus=[],
+                  __export=trusted(export["llama_cpp_rpc_server_binary"])) == expected
+
+
+@pytest.mark.skipif(not SOURCE.exists(), reason="llama.cpp source at the pinned commit not cached")
+def test_the_target_and_options_exist_at_the_pinned_commit():
+    assert "set(TARGET ggml-rpc-server)" in (SOURCE / "tools" / "rpc" / "CMakeLists.txt").read_text()
+    assert 'option(GGML_RPC ' in (SOURCE / "ggml" / "CMakeLists.txt").read_text()
+    rpc_cmake = (SOURCE / "ggml" / "src" / "ggml-rpc" / "CMakeLists.txt").read_text()
+    # RDMA switches itself on when libibverbs is found, unless the option is given.
+    assert 'option(GGML_RPC_RDMA "ggml: enable RDMA transport for RPC" ON)' in rpc_cmake
+
+
 # --- input checks: the role's validate entry point (argument spec + tasks/validate.yml) ---------
 
 BAD = {

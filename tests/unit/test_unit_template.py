@@ -189,6 +189,24 @@ def test_environment_values_are_quoted_the_systemd_way():
     assert directive(unit, "Environment") == ["CUDA_VISIBLE_DEVICES=1", '"NOTE=a b%%"']
 
 
+# ----------------------------------------------------------------------------- RPC workers
+
+def test_rpc_workers_are_one_argument_after_the_plan_and_before_the_extra_args():
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
+
+    unit = render(llama_server_rpc_workers=["10.0.0.11:50052", "worker-2:50052"], llama_server_extra_args=["-fa", "on"])
+    argv = split_command_line(exec_start(unit))
+    assert argv[argv.index("--rpc") + 1] == "10.0.0.11:50052,worker-2:50052"
+    assert argv.index("--rpc") < argv.index("-fa")
+    # Restarts until the workers answer: llama-server aborts when one does not.
+    assert directive(unit, "StartLimitIntervalSec") == ["0"] and directive(unit, "Restart") == ["on-failure"]
+
+
+def test_without_rpc_workers_the_unit_is_as_before():
+    assert render(llama_server_rpc_workers=[]) == render()
+    assert "--rpc" not in render() and not directive(render(), "StartLimitIntervalSec")
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize("variant", ["cpu", "cuda", "vulkan card", "lavapipe"])
 def test_gpu_access_keeps_the_exposure_at_most_2_5(variant, tiny_moe, tmp_path):

@@ -25,6 +25,7 @@ LEGACY = {"--mlock", "--no-mmap", "--mmap"}
     ("-ngl", "llm_gpu_vram_bytes"), ("--n-gpu-layers", "llama_server_gpu_offload"),
     ("--gpu-layers", "llm_gpu_vram_bytes"),
     ("--n-cpu-moe", "llm_gpu_vram_bytes"), ("-ncmoe", "llm_gpu_vram_bytes"), ("--cpu-moe", "llm_gpu_vram_bytes"),
+    ("--rpc", "llama_server_rpc_workers"), ("--rpc=10.0.0.11:50052", "llama_server_rpc_workers"),
 ])
 def test_managed_flag_is_refused_naming_the_variable(arg, owner):
     problems = server_args.problems(["--batch-size", "512", arg])

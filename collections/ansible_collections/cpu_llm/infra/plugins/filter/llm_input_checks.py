@@ -1,5 +1,5 @@
 """Filters for the roles' validate.yml: thin Ansible glue over module_utils/input_checks.py,
-server_args.py and systemd_syntax.py.
+server_args.py, rpc_addresses.py and systemd_syntax.py.
 
 Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it). The check
 filters return a list of messages (empty: fine), each naming the variable; validate.yml asserts
@@ -7,7 +7,12 @@ the list is empty and shows it.
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks, server_args, systemd_syntax
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    input_checks,
+    rpc_addresses,
+    server_args,
+    systemd_syntax,
+)
 
 
 def systemd_quote(value, kind="word"):
@@ -48,6 +53,26 @@ def llm_text_check(values):
     return input_checks.texts(values)
 
 
+
+def llm_listen_address_check(value, name, host_addresses, ipv4_only=True):
+    return rpc_addresses.listen_address(name, value, list(host_addresses or []), bool(ipv4_only))
+
+
+def llm_allowed_sources_check(values, name):
+    return rpc_addresses.allowed_sources(name, values)
+
+
+def llm_rpc_endpoints_check(values, name="llama_server_rpc_workers"):
+    return rpc_addresses.rpc_endpoints(name, values)
+
+
+def llm_allowed_networks(values):
+    problems = rpc_addresses.allowed_sources("allowed sources", values)
+    if problems:
+        raise AnsibleFilterError("llm_allowed_networks: " + " ".join(problems))
+    return rpc_addresses.source_networks(values)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -58,4 +83,8 @@ class FilterModule:
             "llm_secret_check": llm_secret_check,
             "llm_hardware_overrides_check": llm_hardware_overrides_check,
             "llm_text_check": llm_text_check,
+            "llm_listen_address_check": llm_listen_address_check,
+            "llm_allowed_sources_check": llm_allowed_sources_check,
+            "llm_rpc_endpoints_check": llm_rpc_endpoints_check,
+            "llm_allowed_networks": llm_allowed_networks,
         }

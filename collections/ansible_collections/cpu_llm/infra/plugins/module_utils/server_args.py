@@ -32,6 +32,7 @@ MANAGED = {
     "alias": ("llama_server_alias", ("-a", "--alias")),
     "GPU offload": ("llm_gpu_vram_bytes (the offload plan's budget) or llama_server_gpu_offload",
                     ("-ngl", "--gpu-layers", "--n-gpu-layers", "-cmoe", "--cpu-moe", "-ncmoe", "--n-cpu-moe")),
+    "RPC workers": ("llama_server_rpc_workers (site.yml sets it from the llm_rpc_workers group)", ("--rpc",)),
 }
 FLAGS = {flag: (setting, variable) for setting, (variable, flags) in MANAGED.items() for flag in flags}
 
