@@ -10,8 +10,9 @@ code; only the endpoint changes. Served from ROOT (prepare_artifacts.py fills it
                                                       JSON listing with lfs.oid (sha256) and size
   GET|HEAD /<anything else>                           static file (GitHub /archive/<commit>.tar.gz)
 
-Every request is appended to the request log as one JSON line (method, path, range, status,
-bytes sent), so tests can prove a download resumed instead of restarting.
+Every request is appended to the request log as one JSON line (client address, method, path,
+range, status, bytes sent), so tests can prove a download resumed instead of restarting, and
+which host fetched what.
 
 Fault injection (all off by default), for what the real Hub and its CDN do:
   --max-bytes-per-request N     cut every file transfer after N bytes (a dropped link)
@@ -105,7 +106,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _record(self, status, sent, rng=None):
-        entry = {"time": round(time.time(), 3), "method": self.command, "path": self.path,
+        entry = {"time": round(time.time(), 3), "client": self.client_address[0], "method": self.command,
+                 "path": self.path,
                  "range": self.headers.get("Range"), "status": status, "bytes": sent,
                  "authorized": bool(self.headers.get("Authorization"))}
         if rng:
