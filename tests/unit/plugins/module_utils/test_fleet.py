@@ -102,10 +102,16 @@ def test_one_source_per_site():
 def test_a_host_with_another_model_downloads_from_the_hub_with_a_note():
     other = [dict(FILES[0], sha256="3" * 64), FILES[1]]
     declarations = fleet_of("llm-1", "llm-2", "llm-3", llm_2={"files": other}, llm_3={"revision": "v2"})
+    notes = {}
     for name in ("llm-2", "llm-3"):
         part = fleet.plan(declarations, name)
         assert part["fetch"] == "hub" and part["base_url"] is None
-        assert part["note"].startswith(f"{name} downloads from gguf_model_endpoint itself") and "llm-1" in part["note"]
+        notes[name] = part["note"]
+    assert notes == {
+        "llm-2": "llm-2 downloads from gguf_model_endpoint itself: llm-1 (its gguf_model_fleet_source) does not have "
+                 "Q6_K/m-Q6_K-00001-of-00002.gguf of org/m-GGUF@main with the same sha256 and size",
+        "llm-3": "llm-3 downloads from gguf_model_endpoint itself: its model org/m-GGUF@v2 is not org/m-GGUF@main, "
+                 "the one its gguf_model_fleet_source llm-1 has"}
     assert fleet.plan(declarations, "llm-1")["seed"] is None
 
 
@@ -162,3 +168,11 @@ def test_good_hosts(value):
 def test_bad_hosts(value, expected):
     problems = llm_host_check(value, "v")
     assert len(problems) == 1 and problems[0].startswith("v must") and expected in problems[0]
+
+
+def test_the_address_of_a_source_is_checked_where_it_goes_into_a_url():
+    """A source whose own gguf_model_fleet_source is '' skips validate.yml's address check."""
+    declarations = fleet_of("llm-1", "llm-2", llm_1={"source": "", "address": "llm-1:8089/x"})
+    for name in declarations:  # every host stops, before any download
+        with pytest.raises(fleet.FleetError, match="gguf_model_fleet_address of llm-1 must be an IP address or a "):
+            fleet.plan(declarations, name)

@@ -17,6 +17,8 @@ Every host of the play declares (a fact the others read through hostvars):
 
 import ipaddress
 
+from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks
+
 # A source that was left serving (the play was interrupted) stops after this long without a request.
 # Followers request without pause while they download (a 64 MiB chunk per request), so a quarter of
 # an hour of silence means nobody is coming.
@@ -76,13 +78,15 @@ def _route(declarations, host):
                          f"{theirs['source']} itself: a source downloads from gguf_model_endpoint. Name "
                          f"{theirs['source']} instead, or set gguf_model_fleet_source of {source} to {source}")
     wanted, offered = _files(mine), _files(theirs)
-    same = (mine.get("repo"), mine.get("revision")) == (theirs.get("repo"), theirs.get("revision"))
-    if not same or not wanted or any(offered.get(path) != spec for path, spec in wanted.items()):
-        why = (f"{host} downloads from gguf_model_endpoint itself: its model "
-               f"({mine.get('repo')}@{mine.get('revision')}, {len(wanted)} file(s)) is not the one its "
-               f"gguf_model_fleet_source {source} has "
-               f"({theirs.get('repo')}@{theirs.get('revision')}, {len(offered)} file(s))")
-        return "hub", "", why
+    model, their_model = f"{mine.get('repo')}@{mine.get('revision')}", f"{theirs.get('repo')}@{theirs.get('revision')}"
+    if model != their_model:
+        differs = f"its model {model} is not {their_model}, the one its gguf_model_fleet_source {source} has"
+    else:
+        missing = sorted(path for path, spec in wanted.items() if offered.get(path) != spec)
+        differs = (f"{source} (its gguf_model_fleet_source) does not have {', '.join(missing[:3])}"
+                   f"{' ...' if len(missing) > 3 else ''} of {model} with the same sha256 and size") if missing else ""
+    if differs:
+        return "hub", "", f"{host} downloads from gguf_model_endpoint itself: {differs}"
     return "source", source, ""
 
 
@@ -126,6 +130,11 @@ def plan(declarations, me):
     if me not in declarations:
         raise FleetError(f"{me} has not declared its model (gguf_model role, main.yml)")
     routes = {host: _route(declarations, host) for host in declarations}
+    # Checked here too (validate.yml checks it only on hosts that name a source): it goes into a URL.
+    for source in sorted({source for fetch, source, _ in routes.values() if fetch == "source"} & set(declarations)):
+        problems = input_checks.host(f"gguf_model_fleet_address of {source}", declarations[source].get("address"))
+        if problems:
+            raise FleetError(problems[0])
     needing = {}
     for host, (fetch, source, _) in routes.items():
         if fetch == "source" and source in declarations and declarations[host].get("needs"):
@@ -140,10 +149,7 @@ def plan(declarations, me):
               "seed": seed(declarations, me, needing[me]) if me in needing else None}
     if fetch == "source" and source in declarations:
         theirs = declarations[source]
-        address = str(theirs.get("address") or "")
-        if not address:
-            raise FleetError(f"gguf_model_fleet_address of {source} is empty: set the address its followers "
-                             "reach it at")
+        address = str(theirs["address"])
         port = _port(theirs, source)
         result.update(host=address, port=port,
                       base_url=f"http://{url_host(address)}:{port}/{theirs['repo']}/resolve/{theirs['revision']}")
