@@ -32,9 +32,10 @@ def test_the_source_downloads_from_the_hub_and_serves_the_others():
     assert (source["fetch"], source["source"], source["active"], source["serving"]) == ("hub", "", True, True)
     seed = source["seed"]
     assert seed["followers"] == ["llm-2", "llm-3"]
-    # Each follower's addresses, IPv4 first, once each, zones dropped; never the source's own.
-    assert seed["allow"] == ["10.0.0.2", "10.0.0.3", "172.17.0.1", "fd00::2", "fd00::3", "fe80::1"]
-    assert seed["bind"] == "10.0.0.1" and seed["port"] == 8089
+    # Each follower's addresses and the source's own, IPv4 first, once each, zones dropped.
+    assert seed["allow"] == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "172.17.0.1", "fd00::1", "fd00::2", "fd00::3",
+                             "fe80::1"]
+    assert seed["bind"] == seed["listening"] == "10.0.0.1" and seed["port"] == 8089
     manifest = seed["manifest"]
     assert manifest["root"] == "/srv/llm/models/org--m-GGUF/main" and manifest["repo"] == "org/m-GGUF"
     assert [f["size"] for f in manifest["files"]] == [50_000_000_000, 21_000_000_000]
@@ -60,7 +61,8 @@ def test_the_sources_address_counts_and_an_ipv6_one_goes_in_brackets():
 @pytest.mark.parametrize("address", ["llm-1.example", "203.0.113.7"])  # a name; an address NAT puts in front
 def test_the_source_listens_on_all_addresses_when_the_followers_address_is_not_one_of_its_own(address):
     declarations = fleet_of("llm-1", "llm-2", llm_1={"address": address})
-    assert fleet.plan(declarations, "llm-1")["seed"]["bind"] == ""
+    seed = fleet.plan(declarations, "llm-1")["seed"]
+    assert (seed["bind"], seed["listening"]) == ("", "127.0.0.1")
     assert fleet.plan(declarations, "llm-2")["host"] == address
 
 
@@ -75,7 +77,7 @@ def test_nothing_is_served_when_every_follower_has_its_files():
 def test_only_the_followers_that_lack_files_are_admitted():
     declarations = fleet_of("llm-1", "llm-2", "llm-3", llm_2={"needs": False})
     seed = fleet.plan(declarations, "llm-1")["seed"]
-    assert seed["followers"] == ["llm-3"] and "10.0.0.2" not in seed["allow"]
+    assert seed["followers"] == ["llm-3"] and "10.0.0.2" not in seed["allow"] and "10.0.0.3" in seed["allow"]
     assert seed["manifest"]["threads"] == 8 + 2
 
 

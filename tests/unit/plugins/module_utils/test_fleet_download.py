@@ -51,7 +51,7 @@ class Seed:
         declarations = declare(source_dir)
         mine, peer = fleet.plan(declarations, "llm-1"), fleet.plan(declarations, "llm-2")
         assert peer["base_url"] == "http://127.0.0.1:8089/org/m/resolve/main"
-        assert mine["seed"]["allow"] == ["127.0.0.2"] and mine["seed"]["bind"] == "127.0.0.1"
+        assert mine["seed"]["allow"] == ["127.0.0.1", "127.0.0.2"] and mine["seed"]["bind"] == "127.0.0.1"
         self.out = io.StringIO()
         self.server = seed_server.SeedServer(seed_server.load_manifest(dict(mine["seed"]["manifest"], port=0)),
                                              handler=handler, out=self.out)

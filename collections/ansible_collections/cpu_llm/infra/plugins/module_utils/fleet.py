@@ -99,8 +99,9 @@ def _addresses(declaration):
 def seed(declarations, source, followers):
     """What `source` serves to `followers` (hosts that lack files): its server's manifest and who may connect."""
     mine = declarations[source]
-    allow = _addresses({"addresses": [ip for host in followers for ip in _addresses(declarations[host])]})
-    own = set(_addresses(mine))
+    own = _addresses(mine)
+    # The followers, and the source itself (it checks that its server listens before they connect).
+    allow = _addresses({"addresses": [ip for host in followers for ip in _addresses(declarations[host])] + own})
     # Listen on the address the followers use when it is one of this host's; else on all of them
     # (a name, or an address NAT puts in front of the host), the unit's IP filter admitting only `allow`.
     bind = ip_address(mine.get("address")) if ip_address(mine.get("address")) in own else ""
@@ -110,6 +111,7 @@ def seed(declarations, source, followers):
              for entry in mine.get("files") or []]
     port = _port(mine, source)
     return {"followers": sorted(followers), "allow": allow, "bind": bind, "port": port,
+            "listening": bind or "127.0.0.1",  # where the source sees its own server answer
             "manifest": {"root": mine["dir"], "repo": mine["repo"], "revision": mine["revision"], "files": files,
                          "bind": bind, "port": port, "threads": min(max(connections + 2, 4), MAX_THREADS),
                          "idle_exit_seconds": IDLE_EXIT_SECONDS}}
@@ -125,7 +127,7 @@ def plan(declarations, me):
       source, host, port, base_url   with fetch "source": the source and where its server answers
                 (base_url None when the source is no longer running)
       note      why this host downloads from the hub although it names a source (another model)
-      seed      when this host serves: {followers, allow, bind, port, manifest}, else None
+      seed      when this host serves: {followers, allow, bind, port, listening, manifest}, else None
     """
     if me not in declarations:
         raise FleetError(f"{me} has not declared its model (gguf_model role, main.yml)")
