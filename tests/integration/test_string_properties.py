@@ -50,6 +50,8 @@ GOOD = {
     "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
     "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",
     "autotune_model_path": "/srv/llm/models/current/model-Q6_K.gguf",
+    # A host of the test's inventory (the gguf_model newline cases run there), as a fleet source must be.
+    "gguf_model_fleet_source": "newline-gguf_model", "gguf_model_fleet_address": "192.0.2.10",
 }
 # Where a variable that is not rendered into a unit goes, when a value with a space or a leading
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.
