@@ -55,6 +55,8 @@ GOOD = {
     # Loopback: on every inventory host without reading its addresses.
     "llm_rpc_worker_address": "127.0.0.1", "llm_rpc_worker_allowed_sources": ["127.0.0.1"],
     "llm_rpc_worker_binary": "/opt/llama.cpp/current/bin/ggml-rpc-server",
+    # A host of the test's inventory (the gguf_model newline cases run there), as a fleet source must be.
+    "gguf_model_fleet_source": "newline-gguf_model", "gguf_model_fleet_address": "192.0.2.10",
 }
 # Where a variable that is not rendered into a unit goes, when a value with a space or a leading
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.

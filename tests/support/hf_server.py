@@ -10,8 +10,9 @@ code; only the endpoint changes. Served from ROOT (prepare_artifacts.py fills it
                                                       JSON listing with lfs.oid (sha256) and size
   GET|HEAD /<anything else>                           static file (GitHub /archive/<commit>.tar.gz)
 
-Every request is appended to the request log as one JSON line (method, path, range, status,
-bytes sent), so tests can prove a download resumed instead of restarting.
+Every request is appended to the request log as one JSON line (client address, method, path,
+range, status, bytes sent), so tests can prove a download resumed instead of restarting, and
+which host fetched what.
 
 Fault injection (all off by default), for what the real Hub and its CDN do:
   --max-bytes-per-request N     cut every file transfer after N bytes (a dropped link)
@@ -24,7 +25,7 @@ Fault injection (all off by default), for what the real Hub and its CDN do:
   --ignore-range                answer 200 with the whole file to ranged GETs
   --per-connection-rate B/S     send each response's body at most at B bytes per second
 
-Usage: hf_server.py --root DIR [--port 18080] [--daemon --pidfile F --log F] | --stop --pidfile F
+Usage: hf_server.py --root DIR [--port 18080] [--bind 127.0.0.1] [--daemon --pidfile F --log F] | --stop --pidfile F
 """
 
 import argparse
@@ -105,7 +106,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _record(self, status, sent, rng=None):
-        entry = {"time": round(time.time(), 3), "method": self.command, "path": self.path,
+        entry = {"time": round(time.time(), 3), "client": self.client_address[0], "method": self.command,
+                 "path": self.path,
                  "range": self.headers.get("Range"), "status": status, "bytes": sent,
                  "authorized": bool(self.headers.get("Authorization"))}
         if rng:
@@ -275,10 +277,10 @@ def git_oid(text):
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
-def port_open(port):
+def port_open(port, host="127.0.0.1"):
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
 
 
 def pid_alive(pidfile):
@@ -291,7 +293,7 @@ def pid_alive(pidfile):
 
 
 def serve(args):
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = ThreadingHTTPServer((args.bind, args.port), Handler)
     server.daemon_threads = True
     server.root = Path(args.root).resolve()
     server.sums = Sha256Cache()
@@ -316,6 +318,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="directory to serve (prepare_artifacts.py's www/)")
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--bind", default="127.0.0.1",
+                        help="IPv4 address to listen on (0.0.0.0: all, e.g. for the hosts of a test network)")
     parser.add_argument("--request-log", help="append one JSON line per request to this file")
     parser.add_argument("--max-bytes-per-request", type=int, default=None,
                         help="cut every file transfer after this many bytes (fault injection)")
@@ -348,10 +352,11 @@ def main():
         parser.error("--root is required")
     if not args.daemon:
         return serve(args)
-    if pid_alive(args.pidfile) and port_open(args.port):
-        print(f"already running on 127.0.0.1:{args.port}")
+    probe = "127.0.0.1" if args.bind == "0.0.0.0" else args.bind  # noqa: S104 (compared, not bound)
+    if pid_alive(args.pidfile) and port_open(args.port, probe):
+        print(f"already running on {args.bind}:{args.port}")
         return
-    if port_open(args.port):
+    if port_open(args.port, probe):
         sys.exit(f"port {args.port} is in use by another process (not the one in {args.pidfile}); "
                  "stop it or choose another port with LLM_TEST_HUB_PORT")
     Path(args.pidfile).unlink(missing_ok=True)
@@ -366,8 +371,8 @@ def main():
         serve(args)
         os._exit(0)
     for _ in range(100):
-        if pid_alive(args.pidfile) and port_open(args.port):
-            print(f"serving {args.root} on 127.0.0.1:{args.port}")
+        if pid_alive(args.pidfile) and port_open(args.port, probe):
+            print(f"serving {args.root} on {args.bind}:{args.port}")
             return
         time.sleep(0.1)
     sys.exit(f"server did not start on port {args.port}")

@@ -39,6 +39,10 @@ def llm_url_check(value, name, schemes=("http", "https"), credentials_hint=None,
     return input_checks.url(name, value, tuple(schemes), credentials_hint, allow_scp_form)
 
 
+def llm_host_check(value, name):
+    return input_checks.host(name, value)
+
+
 def llm_secret_check(value, name, min_length, max_length, required=False):
     return input_checks.secret(name, value, int(min_length), int(max_length), required)
 
@@ -80,6 +84,7 @@ class FilterModule:
             "llm_server_args_check": llm_server_args_check,
             "llm_path_check": llm_path_check,
             "llm_url_check": llm_url_check,
+            "llm_host_check": llm_host_check,
             "llm_secret_check": llm_secret_check,
             "llm_hardware_overrides_check": llm_hardware_overrides_check,
             "llm_text_check": llm_text_check,

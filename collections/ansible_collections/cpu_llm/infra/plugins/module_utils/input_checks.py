@@ -5,6 +5,7 @@ list of messages (empty: the value is fine); each message names the variable and
 form. Secrets and URL credentials never appear in a message.
 """
 
+import ipaddress
 import posixpath
 import re
 from urllib.parse import urlsplit
@@ -55,6 +56,25 @@ def path(name, value, kind="file", required=True):
         return [f"{name} must be a {what} of its own below a system directory (e.g. /srv/llm or /opt/llama.cpp), "
                 f"not the system directory '{value}' itself"]
     return []
+
+
+HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def host(name, value):
+    """An IPv4 or IPv6 address (without brackets) or a DNS host name (RFC 1123 labels, at most 253 characters)."""
+    text_value = value if isinstance(value, str) else ""
+    if control_characters(text_value):
+        return _control(name, text_value)
+    try:
+        ipaddress.ip_address(text_value)
+        return []
+    except ValueError:
+        pass
+    labels = text_value.removesuffix(".").split(".")
+    if 0 < len(text_value) <= 253 and all(HOST_LABEL.match(label) for label in labels):
+        return []
+    return [f"{name} must be an IP address or a host name (e.g. 10.0.0.5, fd00::5, llm-1.example), got '{value}'"]
 
 
 def url(name, value, schemes=("http", "https"), credentials_hint=None, allow_scp_form=False):
