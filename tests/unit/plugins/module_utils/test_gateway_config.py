@@ -77,6 +77,7 @@ def test_good_backends_pass():
     ([{"name": "alice", "key": KEY}, {"name": "bob", "key": KEY}],
      "(bob).key is the same as llm_gateway_api_keys[0] (alice)'s"),
     ([{"name": "alice", "key": KEY, "scope": "all"}], "unknown key(s) scope; known: name, key"),
+    ([{"name": "alice", "key": "#" + KEY}], "(alice).key must not start with '#'"),
 ])
 def test_bad_api_keys_are_refused_without_showing_a_key(keys, message):
     problems = gc.api_keys_problems(keys)

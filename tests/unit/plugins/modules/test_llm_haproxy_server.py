@@ -24,12 +24,12 @@ class FakeRuntime:
     HaproxyError, drained, up = real.HaproxyError, staticmethod(real.drained), staticmethod(real.up)
 
     def __init__(self, state="ready", readings=((0, "UP"),)):
-        self.state, self.readings, self.sets = state, list(readings), []
+        self.state, self.readings, self.sets, self.check_status = state, list(readings), [], "L7OK"
 
     def server_state(self, _path, backend, server):
         sessions, status = self.readings[0] if len(self.readings) == 1 else self.readings.pop(0)
         return {"backend": backend, "server": server, "state": self.state, "reasons": [], "status": status,
-                "check_status": "L7OK", "sessions": sessions, "queued": 0, "address": "10.0.0.5:8080"}
+                "check_status": self.check_status, "sessions": sessions, "queued": 0, "address": "10.0.0.5:8080"}
 
     def set_state(self, _path, _backend, _server, state):
         self.sets.append(state)
@@ -89,6 +89,9 @@ def test_ready_waits_for_the_checks_and_fails_when_they_never_pass():
     fake = FakeRuntime(state="drain", readings=[(0, "DOWN")])
     failed, result = run({**PARAMS, "state": "ready", "timeout": 2}, check_mode=False, runtime=fake)
     assert failed and "llm_servers/llm-1 is not up after 2 s: status DOWN, last check L7OK" in result["msg"]
+    fake.check_status = "L4CON"  # connection refused: the node listens on loopback only, or a firewall
+    failed, result = run({**PARAMS, "state": "ready", "timeout": 2}, check_mode=False, runtime=fake)
+    assert failed and "last check L4CON (the gateway cannot connect: the node must listen" in result["msg"]
 
 
 def test_without_state_it_only_reads():

@@ -118,7 +118,8 @@ def backends_problems(value, name="llm_gateway_backends"):
 
 def api_keys_problems(value, name="llm_gateway_api_keys"):
     """A list of {name, key}: names unique words (they are logged), keys printable ASCII without spaces,
-    16-512 characters, each used once. Never shows a key, its length or which characters are wrong."""
+    16-512 characters, not starting with '#', each used once. Never shows a key, its length or which
+    characters are wrong."""
     if value is None or value == []:
         return []
     if not isinstance(value, list):
@@ -143,7 +144,11 @@ def api_keys_problems(value, name="llm_gateway_api_keys"):
             names.add(label)
             where = f"{name}[{i}] ({label})"
         key = entry.get("key")
-        found += input_checks.secret(f"{where}.key", key, KEY_MIN, KEY_MAX, required=True)
+        problems = input_checks.secret(f"{where}.key", key, KEY_MIN, KEY_MAX, required=True)
+        if not problems and key.startswith("#"):
+            problems = [f"{where}.key must not start with '#' (HAProxy reads that line of the map file as a comment; "
+                        "the value is not shown)"]
+        found += problems
         if isinstance(key, str) and key:
             if key in keys:
                 found.append(f"{where}.key is the same as {keys[key]}'s (the value is not shown): give each client "

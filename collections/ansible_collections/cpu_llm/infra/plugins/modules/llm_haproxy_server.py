@@ -151,6 +151,9 @@ def run(params, check_mode, runtime=rt, warn=None):
         if wanted == "ready":
             what = (f"{backend}/{server} is not up after {params['timeout']} s: status {current['status']}, last check "
                     f"{current['check_status'] or 'none'}")
+            if current["check_status"].startswith("L4"):
+                what += (" (the gateway cannot connect: the node must listen on the address and port the gateway "
+                         "uses, not only on loopback, and no firewall may drop it)")
         else:
             what = (f"{backend}/{server} still serves {current['sessions']} request(s) ({current['queued']} queued) "
                     f"after {params['timeout']} s of {wanted}")
