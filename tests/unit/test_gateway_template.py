@@ -10,12 +10,16 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from haproxy_lab import HAPROXY, Haproxy, Node, free_port, render, role_variables, wait_until  # tests/support
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+from haproxy_lab import HAPROXY, ROLE, Haproxy, Node, free_port, render, role_variables, wait_until  # tests/support
 
 CLIENT_KEY = "sk-alice-" + "0123456789abcdef" * 2
 OTHER_KEY = "sk-bob-" + "fedcba9876543210" * 2
@@ -38,16 +42,32 @@ def sections(config):
     return found
 
 
+def map_file_content(task_name, variables):
+    """The content main.yml's copy task of that name writes, rendered from the task itself."""
+    tasks = yaml.safe_load((ROLE / "tasks" / "main.yml").read_text())
+    (task,) = [t for t in tasks if t["name"] == task_name]
+    assert task["no_log"] is True and task["ansible.builtin.copy"]["mode"] == "0640"
+    assert task["ansible.builtin.copy"]["owner"] == "root" and task["ansible.builtin.copy"]["group"] == "haproxy"
+    templar = Templar(loader=DataLoader(), variables=variables)
+    return templar.template(trust_as_template(task["ansible.builtin.copy"]["content"]))
+
+
 def keyed(tmp_path, **overrides):
-    """Variables with client keys and the nodes' key, their map files written where the config points."""
+    """Variables with client keys and the nodes' key, their map files written where the config points, with
+    the content the role's tasks write."""
     keys = [{"name": "alice", "key": CLIENT_KEY}, {"name": "bob", "key": OTHER_KEY}]
     keys_file, node_key_file = tmp_path / "llm-api-keys.map", tmp_path / "llm-backend-key.map"
-    # What main.yml's copy tasks write.
-    keys_file.write_text("".join(f"{k['key']} {k['name']}\n" for k in keys))
-    node_key_file.write_text(f"nodes {NODE_KEY}\n")
-    return {"llm_gateway_api_keys": keys, "llm_gateway_backend_api_key": NODE_KEY,
-            "__llm_gateway_api_keys_file": str(keys_file), "__llm_gateway_backend_key_file": str(node_key_file),
-            **overrides}
+    variables = {"llm_gateway_api_keys": keys, "llm_gateway_backend_api_key": NODE_KEY}
+    keys_file.write_text(map_file_content("Write the client API keys (root:haproxy 0640, never logged)", variables))
+    node_key_file.write_text(map_file_content("Write the nodes' API key (root:haproxy 0640, never logged)", variables))
+    return {**variables, "__llm_gateway_api_keys_file": str(keys_file),
+            "__llm_gateway_backend_key_file": str(node_key_file), **overrides}
+
+
+def test_the_key_files_hold_one_key_and_its_name_per_line(tmp_path):
+    keyed(tmp_path)
+    assert (tmp_path / "llm-api-keys.map").read_text() == f"{CLIENT_KEY} alice\n{OTHER_KEY} bob\n"
+    assert (tmp_path / "llm-backend-key.map").read_text() == f"nodes {NODE_KEY}\n"
 
 
 def haproxy_check(config, tmp_path):
@@ -133,11 +153,16 @@ def test_ipv6_bind_nodes_by_name_and_port_and_their_slots(tmp_path):
 # --- The configuration running ------------------------------------------------------------------------
 
 def request(port, path, key=None, host="127.0.0.1"):
+    # One request per connection, closed at once: an idle kept-alive connection would hold an old worker
+    # open after a reload (for timeout http-keep-alive).
     conn = http.client.HTTPConnection(host, port, timeout=10)
-    conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
-    response = conn.getresponse()
-    # HAProxy sends header names in lower case (HTTP/1 headers are case-insensitive).
-    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {key}"} if key else {})
+        response = conn.getresponse()
+        # HAProxy sends header names in lower case (HTTP/1 headers are case-insensitive).
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
 
 
 @needs_haproxy
@@ -247,6 +272,18 @@ def test_systemd_accepts_the_dropin_on_debians_unit(tmp_path):
     assert float(exposure.group(1)) <= 4.5, security.stdout
 
 
+def master_cli(path, line):
+    """The first answer of the master CLI (-S), which keeps the connection open after a command."""
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(path))
+            sock.sendall(line.encode() + b"\n")
+            return sock.recv(65536).decode()
+    except OSError:
+        return ""
+
+
 def children(pid):
     """Processes whose parent is pid."""
     found = []
@@ -307,6 +344,8 @@ def test_haproxy_starts_reloads_and_stops_under_the_dropins_capabilities(tmp_pat
         assert wait_until(lambda: request(port, "/v1/models")[0] == 200)
         assert oct(os.stat(socket_path).st_mode & 0o777) == "0o660"
         assert os.stat(socket_path).st_gid == gid  # root:haproxy, through the setgid directory
+        # systemd sends the reload only once the master said READY=1 (Type=notify); here: once its CLI answers.
+        assert wait_until(lambda: "master" in master_cli(run_dir / "master.sock", "show proc"))
         master.send_signal(signal.SIGUSR2)  # what ExecReload sends after `haproxy -c`
         assert wait_until(lambda: workers() and worker not in workers()), "the old worker did not exit after the reload"
         assert request(port, "/v1/models")[0] == 200
