@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 #   to make the test model, configured as the llama_cpp role configures the target's build (which
 #   installs the same packages: roles/llama_cpp/vars/Debian.yml), so the two share the compiler cache.
 # - python3-venv: the project's virtualenv.
+# - haproxy: the llm_gateway role's unit tests check rendered configurations with `haproxy -c` and drive a
+#   real HAProxy's runtime API (on a temporary socket and loopback ports; the package's own service is not used).
 packages=(podman runc debootstrap fuse-overlayfs uidmap slirp4netns
-          cmake g++ make ccache libssl-dev pkg-config git curl ca-certificates python3-venv python3-pip)
+          cmake g++ make ccache libssl-dev pkg-config git curl ca-certificates python3-venv python3-pip haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

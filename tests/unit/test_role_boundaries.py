@@ -17,6 +17,8 @@ ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "meta" / "argu
 PREFIX = {role: f"{role}_" for role in ROLES}
 # Facts set by the collection's modules, which any role may read (they are Ansible facts).
 FACTS = {"llm_hardware"}
+# Inventory group names the playbooks use: data, not variables (llm_gateway's defaults name them).
+GROUPS = {"llm_servers", "llm_gateway"}
 
 
 def exports(role):
@@ -51,7 +53,7 @@ def foreign(role):
         for other in ROLES:
             if other == role or not name.startswith(PREFIX[other]) or name.startswith(PREFIX[role]):
                 continue
-            if name in FACTS or name in exports(other):
+            if name in FACTS or name in GROUPS or name in exports(other):
                 continue
             bad.append(f"{path}: {name} (owned by {other})")
     return sorted(set(bad))
