@@ -47,6 +47,7 @@ GOOD = {
     "llama_server_group": "llama", "llama_server_numactl_args": ["--interleave=all"],
     "llama_server_alias": "org/model-GGUF:Q6_K",
     "llama_server_api_key_file": "/etc/llama-server/api-key", "llama_server_backend": "cpu",
+    "llm_gateway_server": "llm-1",
     "preflight_model_name": "Model Q6_K", "preflight_disk_path": "/srv/llm/models",
     "benchmark_reports_dir": "/srv/reports", "benchmark_bandwidth_working_set": "2GB",
     "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",
@@ -61,6 +62,8 @@ GOOD = {
 # Where a variable that is not rendered into a unit goes, when a value with a space or a leading
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.
 NOT_RENDERED = {
+    "llm_gateway_server": "the llm_haproxy_server module's server argument (drain.yml and ready.yml check its form "
+                          "first; the runtime API command is built in Python)",
     "gguf_model_token": "an HTTP Authorization header (a leading '-' is a valid token character)",
     "llama_server_api_key": "a root-owned file read by --api-key-file (a leading '-' is a valid key character)",
     "llama_cpp_cmake_options": "cmake's argv (command: argv); a space inside one option is kept",
