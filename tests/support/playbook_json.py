@@ -9,3 +9,35 @@ def first_failures(result, hosts):
             if res.get("failed") and host not in first:
                 first[host] = (task["task"]["name"], res)
     return {host: first.get(host, (None, None)) for host in hosts}
+
+
+def run_checks(tmp, hosts, tasks, name, common_vars=None):
+    """first_failures() of one local ansible-playbook run of `tasks` over `hosts` ({host: its vars}).
+
+    Each host is a case (a bad value, or a good one); the play runs them all at once, so a role's checks
+    are exercised in one run instead of one per case. common_vars go to every host.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    tmp = Path(tmp)
+    (tmp / "hosts.json").write_text(json.dumps({"all": {"vars": {
+        **(common_vars or {}), "ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "hosts": hosts}}))
+    (tmp / "play.yml").write_text(yaml.safe_dump([{"name": name, "hosts": "all", "gather_facts": False,
+                                                   "tasks": tasks}]))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_ROLES_PATH=str(root / "roles"),
+               ANSIBLE_COLLECTIONS_PATH=str(root / "collections"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", "8"],
+                         cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300)
+    result = json.loads(out.stdout)
+    assert set(result["stats"]) == set(hosts), out.stderr
+    return first_failures(result, hosts)

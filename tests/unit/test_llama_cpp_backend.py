@@ -17,7 +17,7 @@ import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
-from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
+from playbook_json import run_checks  # tests/support (on the path through pytest.ini)
 from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,21 +226,8 @@ def outcomes(tmp_path_factory):
     """{host: (failed task name or None, its result)} from one ansible-playbook run of llama_cpp's checks."""
     hosts = {**{f"bad-{k}": v[0] for k, v in BAD.items()}, **{f"good-{k}": v for k, v in GOOD.items()}}
     tmp = tmp_path_factory.mktemp("validate")
-    (tmp / "hosts.json").write_text(json.dumps({"all": {"vars": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}, "hosts": hosts}}))
-    (tmp / "play.yml").write_text(yaml.safe_dump([{
-        "name": "Check llama_cpp's inputs", "hosts": "all", "gather_facts": False,
-        "tasks": [{"name": "Check",
-                   "ansible.builtin.include_role": {"name": "llama_cpp", "tasks_from": "validate"}}]}]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", "8"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    result = json.loads(out.stdout)
-    assert set(result["stats"]) == set(hosts), out.stderr
-    return first_failures(result, hosts)
+    tasks = [{"name": "Check", "ansible.builtin.include_role": {"name": "llama_cpp", "tasks_from": "validate"}}]
+    return run_checks(tmp, hosts, tasks, "Check llama_cpp's inputs")
 
 
 @pytest.mark.parametrize("case", BAD)

@@ -6,14 +6,11 @@ listen-address rule is checked against a known host: 10.0.0.11 and a public 203.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
+from playbook_json import run_checks  # tests/support (on the path through pytest.ini)
 
 ROOT = Path(__file__).resolve().parents[2]
 FACTS = {"all_ipv4_addresses": ["10.0.0.11", "203.0.113.7"], "all_ipv6_addresses": ["fd00:1::11"],
@@ -57,23 +54,9 @@ def outcomes(tmp_path_factory):
     """{host: (failed task name or None, its result)} from one ansible-playbook run of the role's checks."""
     hosts = {**{f"bad-{k}": v[0] for k, v in BAD.items()}, **{f"good-{k}": v for k, v in GOOD.items()}}
     tmp = tmp_path_factory.mktemp("validate")
-    (tmp / "hosts.json").write_text(json.dumps({"all": {"vars": {
-        **GOOD_VARS, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}, "hosts": hosts}}))
-    (tmp / "play.yml").write_text(yaml.safe_dump([{
-        "name": "Check llm_rpc_worker's inputs", "hosts": "all", "gather_facts": False,
-        "tasks": [{"name": "Give the host its addresses", "ansible.builtin.set_fact": {**FACTS, "cacheable": True}},
-                  {"name": "Check",
-                   "ansible.builtin.include_role": {"name": "llm_rpc_worker", "tasks_from": "validate"}}],
-    }]))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", "8"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    result = json.loads(out.stdout)
-    assert set(result["stats"]) == set(hosts), out.stderr
-    return first_failures(result, hosts)
+    tasks = [{"name": "Give the host its addresses", "ansible.builtin.set_fact": {**FACTS, "cacheable": True}},
+             {"name": "Check", "ansible.builtin.include_role": {"name": "llm_rpc_worker", "tasks_from": "validate"}}]
+    return run_checks(tmp, hosts, tasks, "Check llm_rpc_worker's inputs", GOOD_VARS)
 
 
 @pytest.mark.parametrize("case", BAD)
