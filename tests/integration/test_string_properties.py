@@ -63,7 +63,7 @@ GOOD = {
 # '-' passes its checks. None of these reaches a shell line or a file's syntax.
 NOT_RENDERED = {
     "llm_gateway_server": "the llm_haproxy_server module's server argument (drain.yml and ready.yml check its form "
-                          "first; the runtime API command is built in Python)",
+                          "first; the runtime API command is built in Python); control characters refused here",
     "gguf_model_token": "an HTTP Authorization header (a leading '-' is a valid token character)",
     "llama_server_api_key": "a root-owned file read by --api-key-file (a leading '-' is a valid key character)",
     "llama_cpp_cmake_options": "cmake's argv (command: argv); a space inside one option is kept",
