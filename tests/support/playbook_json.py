@@ -41,3 +41,18 @@ def run_checks(tmp, hosts, tasks, name, common_vars=None):
     result = json.loads(out.stdout)
     assert set(result["stats"]) == set(hosts), out.stderr
     return first_failures(result, hosts)
+
+
+def case_hosts(bad, good):
+    """run_checks' hosts for {case: (vars, message)} bad cases and {case: vars} good ones."""
+    return {**{f"bad-{k}": v[0] for k, v in bad.items()}, **{f"good-{k}": v for k, v in good.items()}}
+
+
+def assert_refused(outcome, value, message):
+    """A bad case failed at an input check (argument spec or a "Check ..." task) whose result names message."""
+    import json
+
+    task, res = outcome
+    assert task is not None, f"{value} passed the checks"
+    assert task.split(" : ")[-1].startswith(("Validating arguments", "Check ")), task
+    assert message in json.dumps(res), res.get("msg")
