@@ -17,7 +17,7 @@ BASE = {
     "llama_server_port": 8080, "llama_server_threads": 64, "llama_server_ctx_size": 4096, "llama_server_parallel": 2,
     "llama_server_metrics": True, "llama_server_mlock": False, "llama_server_api_key": "",
     "llama_server_api_key_file": "/etc/llama-server/api-key", "llama_server_tls_cert": "", "llama_server_tls_key": "",
-    "llama_server_extra_args": [], "llama_server_alias": "",
+    "llama_server_extra_args": [], "llama_server_alias": "", "llama_server_rpc_layers": -1,
 }
 
 
@@ -200,6 +200,18 @@ def test_rpc_workers_are_one_argument_after_the_plan_and_before_the_extra_args()
     assert argv.index("--rpc") < argv.index("-fa")
     # Restarts until the workers answer: llama-server aborts when one does not.
     assert directive(unit, "StartLimitIntervalSec") == ["0"] and directive(unit, "Restart") == ["on-failure"]
+
+
+def test_rpc_layers_say_how_many_layers_the_workers_hold():
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
+
+    workers = ["10.0.0.11:50052"]
+    argv = split_command_line(exec_start(render(llama_server_rpc_workers=workers, llama_server_rpc_layers=15)))
+    assert argv[argv.index("--n-gpu-layers") + 1] == "15" and argv.index("--rpc") < argv.index("--n-gpu-layers")
+    # -1: llama.cpp's own default (every layer on the workers), no flag.
+    assert "--n-gpu-layers" not in render(llama_server_rpc_workers=workers, llama_server_rpc_layers=-1)
+    # Without workers the number means nothing and is not rendered.
+    assert render(llama_server_rpc_layers=15) == render()
 
 
 def test_without_rpc_workers_the_unit_is_as_before():

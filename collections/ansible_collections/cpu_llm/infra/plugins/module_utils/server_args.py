@@ -30,7 +30,8 @@ MANAGED = {
     "metrics": ("llama_server_metrics", ("--metrics",)),
     "memory locking": ("llm_mlock (llama_server_mlock)", ("-lm", "--load-mode", "--mlock", "--no-mmap", "--mmap")),
     "alias": ("llama_server_alias", ("-a", "--alias")),
-    "GPU offload": ("llm_gpu_vram_bytes (the offload plan's budget) or llama_server_gpu_offload",
+    "GPU offload": ("llm_gpu_vram_bytes (the offload plan's budget), llama_server_gpu_offload, or "
+                    "llama_server_rpc_layers on an RPC head",
                     ("-ngl", "--gpu-layers", "--n-gpu-layers", "-cmoe", "--cpu-moe", "-ncmoe", "--n-cpu-moe")),
     "RPC workers": ("llama_server_rpc_workers (site.yml sets it from the llm_rpc_workers group)", ("--rpc",)),
 }
