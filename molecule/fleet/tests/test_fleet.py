@@ -1,15 +1,18 @@
-"""A fleet behind a gateway: requests spread over the servers, and a fleet-wide model upgrade under load
-without a failed request.
+"""A fleet behind a gateway: requests spread over the servers, a model split over two hosts with llama.cpp's
+RPC backend, a fleet-wide model upgrade under load without a failed request, one WAN download per file.
 
 The gateway (HAProxy, llm_gateway role) listens on fleet-gw:8080; the servers fleet-a/b/c listen on their
-addresses of the scenario's internal network. Everything here runs inside the containers: the load
-generator (load.py) in the gateway's, next to HAProxy.
+addresses of the scenario's internal network; fleet-c's model is split with the RPC worker fleet-w.
+Everything here runs inside the containers: the load generator (load.py) in the gateway's, next to HAProxy,
+and the test hub (the "WAN") there too.
 """
 
 import json
 import os
+import re
 import shlex
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import playbook  # molecule/shared/playbook.py (on the path through pytest.ini)
@@ -17,6 +20,9 @@ import testinfra
 
 HERE = Path(__file__).resolve().parent
 SERVERS = ["fleet-a", "fleet-b", "fleet-c"]
+ADDRESS = {"fleet-a": "10.89.64.11", "fleet-b": "10.89.64.12", "fleet-c": "10.89.64.13", "fleet-w": "10.89.64.14"}
+HEADER_BYTES = 8 << 20  # a GGUF header read (tokenizer included) of this model, with room to spare
+WORKER = f"{ADDRESS['fleet-w']}:50052"  # host_vars/fleet-w.yml, the role's default port
 GATEWAY = "http://127.0.0.1:8080"
 KEY = "fleet-test-key-0123456789"  # host_vars: the servers' llama_server_api_key
 CACHE = Path(os.environ.get("LLM_CACHE_DIR", "/var/cache/llm-cpu-infra"))
@@ -65,6 +71,32 @@ def test_requests_through_the_gateway_reach_every_server(host):
     assert all(count > 0 for count in served.values()), served
 
 
+def test_the_split_model_answers_and_the_worker_holds_its_layers(host):
+    """fleet-c serves with --rpc fleet-w and 15 of its 30 layers there: both hosts hold weights."""
+    assert host.check_output(f"python3 -c {shlex.quote(CHAT)} http://{ADDRESS['fleet-c']}:8080 {KEY}") == "200"
+    head = testinfra.get_host("podman://fleet-c").check_output("journalctl -u llama-server -o cat --no-pager")
+    on_worker = re.findall(rf"RPC\d*\[{re.escape(WORKER)}\] model buffer size = +([0-9.]+) MiB", head)
+    on_head = re.findall(r"CPU(?:_Mapped|_REPACK)? model buffer size = +([0-9.]+) MiB", head)
+    assert on_worker and float(on_worker[-1]) > 10, head[-3000:]  # half of a 138 MB model's layers
+    assert on_head and float(on_head[-1]) > 10, head[-3000:]
+    assert re.search(r"offloaded 15/\d+ layers", head), head[-3000:]
+    worker = testinfra.get_host("podman://fleet-w")
+    log = worker.check_output("journalctl -u llama-rpc-server -o cat --no-pager")
+    assert log.count("set_tensor") >= 15, log[-2000:]  # GGML_RPC_DEBUG: one per weight tensor it received
+
+
+def test_only_the_head_reaches_the_rpc_worker(host):
+    """ggml-rpc-server has no authentication: fleet-a (not the head) is dropped by the worker's own table."""
+    table = testinfra.get_host("podman://fleet-w").check_output("nft list table inet llm_rpc_worker")
+    assert ADDRESS["fleet-c"] in table and "drop" in table, table
+    probe = ("import socket, sys; s = socket.socket(); s.settimeout(3)\n"
+             "try:\n    s.connect((sys.argv[1], 50052)); print('connected')\n"
+             "except OSError as e:\n    print(type(e).__name__)")
+    other = testinfra.get_host("podman://fleet-a").check_output(
+        f"python3 -c {shlex.quote(probe)} {ADDRESS['fleet-w']}")
+    assert other in ("TimeoutError", "timeout"), other  # dropped, not refused: nothing answers fleet-a
+
+
 def test_a_fleet_wide_upgrade_under_load_fails_no_request(host):
     """Model A -> model B on every server, one after another, while 4 streams run through the host."""
     host.check_output("rm -f /root/llm-load.stop /root/llm-load.json && printf %s " + KEY + " > /root/llm-load.key")
@@ -93,3 +125,27 @@ def test_a_fleet_wide_upgrade_under_load_fails_no_request(host):
         node = testinfra.get_host(f"podman://{name}")
         assert node.file("/srv/llm/models/current").linked_to.endswith("/v2")
     assert all(s["status"] == "UP" for n, s in stat(host).items() if n in SERVERS)
+
+
+def test_each_model_file_crossed_the_wan_once_for_the_whole_fleet(host):
+    """The hub's request log: each model file (both revisions) was downloaded once, by the fleet's source.
+
+    Every server reads the files' GGUF headers from the hub before the download (the sizing report runs
+    before anything is fetched): growing HTTP Range reads of a few MB, bounded here by HEADER_BYTES.
+    """
+    per_client = defaultdict(lambda: defaultdict(int))
+    for line in host.file("/var/log/llm-test-hub.jsonl").content_string.splitlines():
+        entry = json.loads(line)
+        if entry["method"] == "GET" and "/resolve/" in entry["path"] and entry["status"] in (200, 206):
+            per_client[entry["path"].split("?")[0]][entry["client"]] += entry["bytes"]
+    revisions = {path.split("/resolve/")[1].split("/")[0] for path in per_client}
+    assert revisions == {MANIFEST["model_revision"], "v2"}, sorted(per_client)
+    source = ADDRESS["fleet-a"]
+    for path, clients in per_client.items():
+        size = host.file(f"/srv/hub/www{path}").size
+        assert size <= clients[source] <= size + HEADER_BYTES, (path, size, dict(clients))  # once, whole
+        others = {client: sent for client, sent in clients.items() if client != source}
+        assert all(sent <= HEADER_BYTES for sent in others.values()), (path, size, others)  # headers only
+    total = sum(sum(clients.values()) for clients in per_client.values())
+    print(f"\nWAN: {len(per_client)} files, {total} bytes from the hub for {len(SERVERS)} servers; "
+          f"each file once, to {source}")
