@@ -25,10 +25,22 @@ run_unit() {
   # The slowest tests listed, so a CI run that grows shows where.
   python -m pytest -q --durations=10 tests/unit tests/integration
 }
+# Each stage's wall time, printed at the end: a CI run that grows shows where.
+timings=()
+timed() {
+  local began=$SECONDS
+  "$@"
+  timings+=("$(printf '%5d s  %s' $((SECONDS - began)) "$*")")
+}
+report_timings() {
+  [ ${#timings[@]} -gt 0 ] || return 0
+  echo "== wall time per stage"
+  printf '%s\n' "${timings[@]}"
+}
 run_molecule() {
   for s in "${scenarios[@]}"; do
     echo "== molecule test -s $s"
-    molecule test -s "$s"
+    timed molecule test -s "$s"
   done
 }
 stop_hub() {
@@ -37,11 +49,16 @@ stop_hub() {
   done
 }
 
+finish() {
+  stop_hub
+  report_timings
+}
+
 case "$stage" in
   lint) run_lint ;;
   unit) run_unit ;;
-  molecule) trap stop_hub EXIT; run_molecule ;;
+  molecule) trap finish EXIT; run_molecule ;;
   # The test artifacts first, so the unit tests also read the hub's real model (not skipped).
-  all) trap stop_hub EXIT; run_lint; bash tests/support/test_env.sh; run_unit; run_molecule ;;
+  all) trap finish EXIT; timed run_lint; timed bash tests/support/test_env.sh; timed run_unit; run_molecule ;;
   *) echo "unknown stage $stage: use lint, unit, molecule or all" >&2; exit 2 ;;
 esac

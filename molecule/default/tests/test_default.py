@@ -254,7 +254,10 @@ def tuning(host):
 
 
 def test_autotune_measured_within_its_budget_and_the_service_runs_the_choice(host, tuning):
-    assert tuning["seconds"] <= tuning["budget_seconds"] + 15  # one llama-bench run may end past the budget
+    # The search starts no trial past its budget (each trial's seconds are its own llama-bench run, so this
+    # holds however busy the host is; the total wall time does not: the last trial may end past the budget).
+    started = [t["seconds"] for t in tuning["alternatives"]]
+    assert sum(started[:-1]) <= tuning["budget_seconds"] and tuning["stopped"] in ("budget", "done"), tuning
     assert len(tuning["alternatives"]) >= 2 and tuning["noise_pct"] is not None
     chosen = tuning["chosen"]["config"]
     unit = host.file("/etc/systemd/system/llama-server.service").content_string
