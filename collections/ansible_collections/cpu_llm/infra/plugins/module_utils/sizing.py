@@ -422,10 +422,12 @@ def _layouts_lines(view):
            f"share of the cores and bandwidth); likely {best['tokens_per_second'] * low:.2f}-"
            f"{best['tokens_per_second'] * high:.2f} tok/s for the {view['recommended'].replace('_', ' ')} layout, "
            "the held-out error at one slot")
-    # Shown only with several slots or nodes, so a batch of more than one sequence is always in it.
-    notes = ["several slots decoded as one batch (weights read once per step, the same rate per FLOP) is ASSUMED, "
-             "not calibrated on a measured batch sweep"]
-    if view["numa_nodes"] > 1:
+    compared = view["numa_nodes"] > 1 and view["per_node"]["fits"] is not False  # the N x slots lines are shown
+    notes = []
+    if view["parallel"] > 1 or compared:
+        notes.append("several slots decoded as one batch (weights read once per step, the same rate per FLOP) is "
+                     "ASSUMED, not calibrated on a measured batch sweep")
+    if compared:
         notes.append("the interleaved figure is outside the calibration on more than one socket, so the "
                      "per-node gain may be understated (llama.cpp #5377 measured almost x2 on 4 nodes)")
     return fleet_sizing.render_lines(view) + [how] + [f"             trust: {note}" for note in notes if note]
