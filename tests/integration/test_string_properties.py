@@ -53,6 +53,8 @@ GOOD = {
     "autotune_llama_bench": "/opt/llama.cpp/current/bin/llama-bench",
     "autotune_model_path": "/srv/llm/models/current/model-Q6_K.gguf",
     "llama_server_rpc_workers": ["10.0.0.11:50052"],
+    # site.yml passes the head's llama_server_rpc_workers here (its preflight include); checked on its own too.
+    "preflight_rpc_workers": ["10.0.0.11:50052"],
     # Loopback: on every inventory host without reading its addresses.
     "llm_rpc_worker_address": "127.0.0.1", "llm_rpc_worker_allowed_sources": ["127.0.0.1"],
     "llm_rpc_worker_binary": "/opt/llama.cpp/current/bin/ggml-rpc-server",

@@ -211,3 +211,146 @@ def test_known_bandwidth_reads_the_longest_name_first():
     assert gpu_offload.known_bandwidth_gbs("NVIDIA H100 PCIe") == gpu_offload.GPU_BANDWIDTH_GBS["H100 PCIe"]
     assert gpu_offload.known_bandwidth_gbs("NVIDIA H100 80GB HBM3") == gpu_offload.GPU_BANDWIDTH_GBS["H100"]
     assert gpu_offload.known_bandwidth_gbs("Some Card") is None
+
+
+# --- the fleet parts: per-NUMA-node layouts and the RPC split (module_utils/fleet_sizing.py computes; sizing
+# shows them and, on an RPC head, takes the split's fit)
+
+GB = 10**9
+# One socket of the seed's box: one NUMA node, 192 GB (test_fleet_sizing.py's ONE).
+ONE = dict(SEED, sockets=1, cores=16, threads=32, numa_nodes=1, memory_channels=12, memory_total_bytes=192 * GB)
+
+
+def test_layouts_show_aggregate_tokens_for_the_slots_on_two_nodes(profiles, headers):
+    from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_sizing
+
+    model = with_layers(profiles, headers, "qwen3-235b-a22b")
+    result = sizing.size(SEED, model, context_tokens=4 * 4096, threads=32, overhead_bytes=GIB4, parallel=4)
+    alone = fleet_sizing.instances_view(SEED, model, context_tokens=4 * 4096, parallel=4, threads=32,
+                                        overhead_bytes=GIB4)
+    assert result["layouts"]["per_node"]["tokens_per_second"] == alone["per_node"]["tokens_per_second"]
+    lines = result["report"].splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("  Instances  "))
+    assert lines[at:at + len(fleet_sizing.render_lines(alone))] == fleet_sizing.render_lines(alone)
+    assert f"{alone['interleaved']['tokens_per_second']:.2f} tok/s for 4 stream(s)" in lines[at]
+    best = alone["per_node"]["tokens_per_second"]
+    how = next(line for line in lines if line.startswith("             how: throughput_model per layout"))
+    assert f"likely {best * 0.95:.2f}-{best * 1.05:.2f} tok/s for the per node layout" in how
+    assert any("ASSUMED, not calibrated on a measured batch sweep" in line for line in lines)
+    assert result["rpc"] is None and result["fits"] is True
+
+
+def test_layouts_are_left_out_where_they_would_repeat_the_tokens_line(profiles, headers):
+    model = with_layers(profiles, headers, "qwen3-235b-a22b")
+    one_slot = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, parallel=1)
+    assert one_slot["layouts"] is None and "Instances" not in one_slot["report"]
+    # One node, four slots: the slots' aggregate is new, and the per-node line says it is the same layout.
+    four = sizing.size(ONE, model, context_tokens=4 * 4096, threads=16, overhead_bytes=GIB4, parallel=4)
+    assert "the same layout on a one-node host" in four["report"]
+    assert four["layouts"]["interleaved"]["tokens_per_second"] > four["estimate"]["tokens_per_second"]
+    # No speed estimate (a container without DMI): no layouts either, the Tokens/s line says what is missing.
+    container = dict(SEED, memory_channels=None, memory_speed_mts=None)
+    assert sizing.size(container, model, context_tokens=4096, threads=2, parallel=4)["layouts"] is None
+    with pytest.raises(sizing.SizingError, match="parallel"):
+        sizing.size(SEED, model, context_tokens=4096, threads=32, parallel=0)
+
+
+def worker(address, hardware):
+    return {"endpoint": f"{address}:50052", "hardware": hardware, "how": "preflight_rpc_worker_hardware"}
+
+
+def test_a_model_too_big_for_the_head_that_fits_head_and_workers_goes_on(profiles, headers):
+    """DeepSeek-V3 Q4_K_M (404.6 GB + KV + 4 GiB) on a 192 GB head: stopped alone, fits over three hosts."""
+    model = with_layers(profiles, headers, "deepseek-v3")
+    alone = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3")
+    assert alone["ram_fits"] is False and alone["fits"] is False
+    workers = [worker("10.0.1.21", {"memory_total_bytes": 192 * GB}), worker("10.0.1.22", dict(ONE))]
+    split = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                        host="llm-1", rpc_workers=workers)
+    assert split["ram_fits"] is False, "the head alone still does not hold it: the RAM line says so"
+    assert split["rpc"]["fits"] is True and split["fits"] is True and split["failure"] == ""
+    suggested = split["rpc"]["split"]["suggested"]
+    assert all(row["fits"] and row["total_bytes"] <= row["ram_bytes"] for row in suggested["hosts"])
+    assert sum(row["weights_bytes"] for row in suggested["hosts"]) == split["rpc"]["split"]["model_bytes"]
+    report = split["report"]
+    assert "  RPC split  3 hosts (llm-1: llama-server; 10.0.1.21, 10.0.1.22: ggml-rpc-server)" in report
+    assert "suggested: llama-server " + " ".join(suggested["flags"]["head"]) in report
+    assert f"predicted {suggested['tokens_per_second']:.2f} tok/s" in report and "round trip(s)" in report
+    assert "ASSUMED, not measured" in report and "the held-out error on the hosts' part" in report
+    assert "assumed: 10.0.1.21:50052 built like the head" in report  # only its RAM was given
+    assert "fit: the split's, not the RAM line's: a placement fits every host" in report
+    assert "Instances" not in report, "an RPC head shows the split, not one host's per-node layouts"
+    # The split's speed is the sum of the hosts' shares and the network: below the head's own estimate.
+    assert suggested["tokens_per_second"] < split["estimate"]["tokens_per_second"]
+
+
+def test_a_model_bigger_than_head_and_workers_is_stopped_naming_the_split(profiles, headers):
+    model = with_layers(profiles, headers, "deepseek-v3")
+    result = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                         host="llm-1", rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 192 * GB})])
+    assert result["rpc"]["fits"] is False and result["fits"] is False
+    assert "suggested: none; the hosts' RAM cannot hold the model + KV + overhead" in result["report"]
+    failure = result["failure"]
+    assert failure.startswith("DeepSeek-V3 does not fit its RPC split: 404.6 GB of weights")
+    assert "head llm-1 192.0 GB, worker 10.0.1.21 192.0 GB; 384.0 GB in all" in failure
+    assert "preflight_rpc_workers" in failure and "preflight_ignore_fit" in failure
+    assert "of RAM (model" not in failure, "the head-alone message is not the reason on an RPC head"
+
+
+def test_the_split_fit_is_computed_without_a_speed_when_the_layout_is_unknown(profiles, headers):
+    model = with_layers(profiles, headers, "deepseek-v3")
+    container = dict(ONE, memory_channels=None, memory_speed_mts=None)
+    workers = [worker(f"10.0.1.2{i}", {"memory_total_bytes": 192 * GB}) for i in (1, 2)]
+    result = sizing.size(container, model, context_tokens=4096, threads=2, overhead_bytes=GIB4, host="llm-1",
+                         rpc_workers=workers)
+    assert result["fits"] is True and result["rpc"]["speed_unknowns"]
+    rpc = result["report"].split("  RPC split")[1]
+    assert "tok/s" not in rpc and "ms/token" not in rpc
+    assert "speed: unknown (llm-1 memory_channels" in rpc and "preflight_rpc_worker_hardware" in rpc
+
+
+def test_without_workers_the_report_and_fit_are_the_single_hosts(profiles, headers):
+    model = with_layers(profiles, headers, "deepseek-v3")
+    before = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m")
+    for empty in (None, []):
+        after = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m",
+                            rpc_workers=empty, parallel=1)
+        assert (after["report"], after["fits"], after["failure"]) == (before["report"], before["fits"],
+                                                                     before["failure"])
+    assert "needs 409.1 GB of RAM" in before["failure"]
+
+
+def test_no_split_without_the_header_the_fit_is_the_heads(profiles):
+    result = sizing.size(ONE, dict(profiles["deepseek-v3"]), context_tokens=4096, threads=16, overhead_bytes=GIB4,
+                         rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 1000 * GB})])
+    assert result["rpc"]["split"] is None and result["fits"] is False
+    assert "RPC split  not computed: the model's per-layer bytes are unknown" in result["report"]
+
+
+def test_a_worker_without_a_memory_size_names_the_setting(profiles, headers):
+    model = with_layers(profiles, headers, "deepseek-v3")
+    gone = {"endpoint": "10.0.1.21:50052", "hardware": {}, "how": "no inventory host has the address 10.0.1.21"}
+    with pytest.raises(sizing.SizingError,
+                       match=r"10\.0\.1\.21:50052.*no inventory host.*preflight_rpc_worker_hardware"):
+        sizing.size(ONE, model, context_tokens=4096, threads=16, rpc_workers=[gone])
+
+
+def test_worker_hardware_comes_from_what_is_given_else_the_inventory():
+    endpoints = ["10.0.1.21:50052", "10.0.1.22:50052", "rpc-3:50052", "10.0.1.24:50052"]
+    inventory = {
+        "rpc-1": {"ansible_host": "10.0.1.21", "llm_hardware": dict(ONE)},
+        "rpc-2": {"endpoint": "10.0.1.22:50052", "memtotal_mb": 196608, "processor_cores": 16, "processor_count": 1},
+        "rpc-3": {},
+        "llm-1": {"ansible_host": "10.0.1.11", "llm_hardware": dict(SEED)},
+    }
+    found = sizing.worker_hardware(endpoints, [], inventory)
+    assert [w["hardware"].get("memory_total_bytes") for w in found] == [192 * GB, 196608 * 2**20, None, None]
+    assert found[0]["how"] == "llm_hardware facts of rpc-1"
+    assert found[1]["hardware"] == {"memory_total_bytes": 196608 * 2**20, "cores": 16, "sockets": 1}
+    assert found[2]["how"] == "inventory host rpc-3 has no facts in this run"
+    assert found[3]["how"] == "no inventory host has the address 10.0.1.24"
+    given = sizing.worker_hardware(endpoints[:1], [{"memory_total_bytes": 5}], inventory)
+    assert given == [{"endpoint": endpoints[0], "hardware": {"memory_total_bytes": 5},
+                      "how": "preflight_rpc_worker_hardware"}]
+    with pytest.raises(sizing.SizingError, match="preflight_rpc_worker_hardware must list one entry per worker"):
+        sizing.worker_hardware(endpoints, [{"memory_total_bytes": 5}], inventory)

@@ -63,6 +63,17 @@ options:
     description: The GPU's memory bandwidth in GB/s for the speed prediction (0 = the data sheet's for known cards).
     type: float
     default: 0
+  parallel:
+    description: The service's slots (llm_parallel). With more than one NUMA node or more than one slot, the report
+      compares one interleaved llama-server with one per NUMA node as aggregate tokens/s for these slots.
+    type: int
+    default: 1
+  rpc_workers:
+    description: On an RPC head, its workers in --rpc order, C(llm_rpc_worker_hardware)'s result
+      ([{endpoint, hardware, how}]). The report then shows the model split over the head and them, and the RAM fit
+      is the split's (a model too big for the head alone that fits head and workers fits). Empty = this host alone.
+    type: list
+    elements: dict
 """
 
 EXAMPLES = r"""
@@ -96,6 +107,14 @@ _value:
       description: "with tuning: {bandwidth_bytes_per_s, tokens_per_second (this model at it),
         tokens_per_second_measured, measured_at}; null without"
       type: dict
+    layouts:
+      description: "fleet_sizing.instances_view's result (one interleaved instance vs one per NUMA node for the
+        slots); null with one node and one slot, without a speed estimate, or on an RPC head"
+      type: dict
+    rpc:
+      description: "on an RPC head: {split (fleet_sizing.rpc_split's result or null), why_not, fits (null: no split,
+        the fit is the head's alone), speed_unknowns, assumed, how}; null without workers"
+      type: dict
     report: {description: the report text, type: str}
     failure: {description: why it does not fit, naming the fix; empty when it fits, type: str}
 """
@@ -105,12 +124,14 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throu
 
 
 def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-               name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0):
+               name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
+               parallel=1, rpc_workers=None):
     try:
         return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
                            overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
                            quant_choice=quant_choice or None, tuning=tuning or None,
-                           gpu_vram_bytes=int(gpu_vram_bytes or 0), gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0))
+                           gpu_vram_bytes=int(gpu_vram_bytes or 0), gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0),
+                           parallel=int(parallel), rpc_workers=list(rpc_workers or []))
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 
