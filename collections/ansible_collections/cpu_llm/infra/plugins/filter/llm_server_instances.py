@@ -1,0 +1,39 @@
+"""Filters for the llama_server role's instances: thin Ansible glue over module_utils/server_instances.py.
+
+Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
+
+
+def llm_server_instances(mode, host, port, threads, hardware=None):
+    try:
+        nodes = server_instances.numa_nodes(hardware) if mode == "per_node" else None
+        return server_instances.instances(mode, host, port, threads, nodes)
+    except server_instances.InstancesError as exc:
+        raise AnsibleFilterError(f"llm_server_instances: {exc}") from None
+
+
+def llm_server_instances_check(mode, port, threads, hardware=None, rpc_workers=(), backend="cpu", gpu_offload="auto"):
+    try:
+        nodes = server_instances.numa_nodes(hardware)
+    except server_instances.InstancesError as exc:
+        return [str(exc)]
+    return server_instances.problems(mode, port, threads, nodes, list(rpc_workers or []), backend, gpu_offload)
+
+
+def llm_server_retired(unit_files, wanted, port):
+    try:
+        return server_instances.retired(unit_files, wanted, port)
+    except server_instances.InstancesError as exc:
+        raise AnsibleFilterError(f"llm_server_retired: {exc}") from None
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "llm_server_instances": llm_server_instances,
+            "llm_server_instances_check": llm_server_instances_check,
+            "llm_server_retired": llm_server_retired,
+        }
