@@ -150,6 +150,18 @@ def test_ipv6_bind_nodes_by_name_and_port_and_their_slots(tmp_path):
         haproxy_check(config, tmp_path)
 
 
+@pytest.mark.parametrize("nodes", [2, 4])
+def test_a_per_node_server_is_one_backend_server_per_numa_node(tmp_path, nodes):
+    inventory = {"llm-1": {"ansible_host": "10.0.0.1", "llama_server_instances": "per_node",
+                           "llm_hardware": {"numa_nodes": nodes}},
+                 "llm-2": {"ansible_host": "10.0.0.2"}}
+    config = render("haproxy.cfg.j2", role_variables(inventory))
+    assert sections(config)["backend llm_servers"][5:] == (
+        [f"server llm-1-n{n} 10.0.0.1:{8080 + n}" for n in range(nodes)] + ["server llm-2 10.0.0.2:8080"])
+    if HAPROXY:
+        haproxy_check(config, tmp_path)
+
+
 # --- The configuration running ------------------------------------------------------------------------
 
 def request(port, path, key=None, host="127.0.0.1"):

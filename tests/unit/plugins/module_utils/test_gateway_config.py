@@ -108,3 +108,27 @@ def test_paths_written_into_haproxy_cfg(path, ok):
     ("", False), (None, False)])
 def test_bind_addresses(address, ok):
     assert (gc.bind_address_problems(address, "llm_gateway_bind_address") == []) is ok
+
+
+@pytest.mark.parametrize("nodes", [2, 4])
+def test_a_per_node_host_is_one_backend_per_numa_node(nodes):
+    hostvars = {
+        "llm-1": {"ansible_host": "10.0.0.1", "llama_server_instances": "per_node",
+                  "llm_hardware": {"numa_nodes": nodes}, "llm_gateway_backend_maxconn": 4},
+        "llm-2": {"ansible_host": "10.0.0.2", "llama_server_port": "9000", "llama_server_instances": "per_node",
+                  "llm_hardware": {"numa_nodes": nodes}},
+        "llm-3": {"ansible_host": "10.0.0.3", "llm_hardware": {"numa_nodes": nodes}},  # single: one, as before
+    }
+    backends = gc.default_backends(list(hostvars), hostvars)
+    assert backends == (
+        [{"name": f"llm-1-n{n}", "address": "10.0.0.1", "port": 8080 + n, "maxconn": 4} for n in range(nodes)]
+        + [{"name": f"llm-2-n{n}", "address": "10.0.0.2", "port": 9000 + n} for n in range(nodes)]
+        + [{"name": "llm-3", "address": "10.0.0.3", "port": 8080}])
+    assert gc.backends_problems(backends) == []
+
+
+def test_a_per_node_host_whose_nodes_were_not_read_or_a_bad_layout_is_refused_by_name():
+    with pytest.raises(ValueError, match="llm-1: llama_server_instances: per_node on llm-1: its NUMA node count"):
+        gc.default_backends(["llm-1"], {"llm-1": {"llama_server_instances": "per_node"}})
+    with pytest.raises(ValueError, match="llm-1: llama_server_instances must be one of single, per_node"):
+        gc.default_backends(["llm-1"], {"llm-1": {"llama_server_instances": "numa"}})

@@ -9,7 +9,7 @@ treats # " ' \\ and $ specially: what passes needs no quoting there.
 import ipaddress
 import re
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks
+from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks, server_instances
 
 # A backend server's name: one word for the runtime API (set server <backend>/<name> ...) and the logs.
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -24,8 +24,11 @@ KEY_MIN, KEY_MAX = 16, 512
 
 
 def default_backends(hosts, hostvars, default_port=8080):
-    """One backend per inventory host: named after it, at llm_gateway_backend_address, else ansible_host,
-    else the inventory name, on llama_server_port (default 8080); llm_gateway_backend_maxconn when set.
+    """One backend per llama-server instance of each inventory host: named after the host, at
+    llm_gateway_backend_address, else ansible_host, else the inventory name, on llama_server_port (default
+    8080); llm_gateway_backend_maxconn when set. A host with llama_server_instances: per_node runs one
+    instance per NUMA node (its llm_hardware fact's numa_nodes): server <host>-n<N> on llama_server_port + N
+    (server_instances.instances, which the llama_server role runs them by).
 
     hostvars: Ansible's hostvars (or any mapping of host -> mapping).
     """
@@ -34,11 +37,22 @@ def default_backends(hosts, hostvars, default_port=8080):
         values = hostvars[host]
         address = values.get("llm_gateway_backend_address") or values.get("ansible_host") or host
         port = values.get("llama_server_port", default_port)
-        entry = {"name": host, "address": str(address), "port": int(port) if str(port).isdigit() else port}
+        mode = values.get("llama_server_instances", "single") or "single"
         maxconn = values.get("llm_gateway_backend_maxconn")
-        if maxconn not in (None, "", 0):
-            entry["maxconn"] = int(maxconn) if str(maxconn).isdigit() else maxconn
-        backends.append(entry)
+        if mode == "single" or not str(port).isdigit():
+            places = [(host, int(port) if str(port).isdigit() else port)]  # a bad port: backends_problems says so
+        else:
+            try:
+                nodes = server_instances.numa_nodes(values.get("llm_hardware"))
+                places = [(i["gateway_server"], i["port"]) for i in server_instances.instances(mode, host, port,
+                                                                                                nodes=nodes)]
+            except server_instances.InstancesError as exc:
+                raise ValueError(f"{host}: {exc}") from None
+        for name, place_port in places:
+            entry = {"name": name, "address": str(address), "port": place_port}
+            if maxconn not in (None, "", 0):
+                entry["maxconn"] = int(maxconn) if str(maxconn).isdigit() else maxconn
+            backends.append(entry)
     return backends
 
 
