@@ -233,3 +233,77 @@ def test_gpu_access_keeps_the_exposure_at_most_2_5(variant, tiny_moe, tmp_path):
                          capture_output=True, text=True, check=False).stdout
     score = float(re.search(r"exposure level for llama-server\.service:\s*([\d.]+)", out).group(1))
     assert score <= 2.5, out
+
+
+# ----------------------------------------------------------------------------- instances (llama_server_instances)
+# The template as Ansible's template module renders it (trim_blocks), for each instance the role loops over.
+
+def render_as_ansible(**overrides):
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701
+                             trim_blocks=True)
+    env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
+    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
+    env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
+    return env.from_string(TEMPLATE.read_text()).render(**dict(BASE, **overrides))
+
+
+def instances(mode, nodes=None):
+    from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
+
+    return server_instances.instances(mode, "llm-1", BASE["llama_server_port"], BASE["llama_server_threads"], nodes)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"llama_server_tuning": TUNED_TWO_NODES}, {"llama_server_mlock": True},
+    {"llama_server_rpc_workers": ["10.0.0.11:50052"], "llama_server_alias": "a/b:Q6_K"},
+    {"llama_server_api_key": "k" * 20, "llama_server_host": "0.0.0.0"}])  # noqa: S104
+def test_single_renders_the_unit_it_always_rendered(options):
+    [single] = instances("single")
+    # Without an instance the template is the one before llama_server_instances existed (its tests above).
+    assert render(__llama_server_instance=single, **options) == render(**options)
+    assert render_as_ansible(__llama_server_instance=single, **options) == render_as_ansible(**options)
+    assert "NUMA node" not in render_as_ansible(__llama_server_instance=single, **options)
+
+
+@pytest.mark.parametrize("nodes", [2, 4])
+def test_per_node_units_bind_each_instance_to_its_node_port_and_threads(nodes):
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
+
+    units = [render_as_ansible(__llama_server_instance=i) for i in instances("per_node", nodes)]
+    assert len(units) == nodes
+    for node, unit in enumerate(units):
+        argv = split_command_line(exec_start(unit))
+        assert argv[:4] == ["/usr/bin/numactl", f"--cpunodebind={node}", f"--membind={node}",
+                            "/opt/llama.cpp/current/bin/llama-server"]
+        assert argv[argv.index("--port") + 1] == str(8080 + node)
+        assert argv[argv.index("--threads") + 1] == str(64 // nodes)
+        assert "--interleave=all" not in argv and "--numa" not in argv
+        assert directive(unit, "Description") == [f"llama.cpp inference server (model-00001-of-00003.gguf), NUMA node "
+                                                  f"{node}"]
+        assert f"# One llama-server per NUMA node (llama_server_instances: per_node): this one runs on node {node}'s" \
+            in unit
+    # Everything but what places the instance is the same unit.
+    def placement_free(unit):
+        return re.sub(r"node \d+|node\d|=\d\b|--port \d+|--threads \d+|\+ \d|Port \d+|threads \d+", "", unit)
+    assert len({placement_free(u) for u in units}) == 1
+
+
+def test_per_node_ignores_the_measured_threads_and_numa_policy_but_keeps_the_rest():
+    [first, _] = instances("per_node", 2)
+    unit = render_as_ansible(__llama_server_instance=first, llama_server_tuning=TUNED_TWO_NODES)
+    line = exec_args(unit)
+    assert line.startswith("ExecStart=/usr/bin/numactl --cpunodebind=0 --membind=0 \\\n")
+    assert "--threads 32" in line and "--numa" not in line
+    assert "--batch-size 4096" in line and "--load-mode none" in line
+    assert directive(unit, "Environment") == ["OMP_WAIT_POLICY=active"]
+
+
+def test_per_node_units_pass_systemd_analyze_verify(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    for instance in instances("per_node", 4):
+        path = tmp_path / instance["unit"]
+        path.write_text(render_as_ansible(__llama_server_instance=instance).replace("/usr/bin/numactl", "/bin/true"))
+        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no", str(path)],
+                                capture_output=True, text=True, check=False)
+        assert verify.returncode == 0 and path.name not in verify.stderr, verify.stderr
