@@ -138,3 +138,66 @@ def test_a_drain_timeout_goes_on_with_a_warning_or_fails_when_asked(lab):
 
 
 pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed (scripts/setup.sh installs it)")
+
+
+PER_NODE_PLAYBOOK = """
+- name: Switch a node that runs one llama-server per NUMA node
+  hosts: llm_servers
+  gather_facts: false
+  tasks:
+    - name: Take every instance of this node out of the gateway
+      ansible.builtin.include_role:
+        name: llm_gateway
+        tasks_from: drain
+      vars:
+        __llm_gateway_runtime_socket: "{{ test_socket }}"
+
+    - name: Record what the gateway says meanwhile
+      ansible.builtin.command:
+        argv: ["{{ ansible_python_interpreter }}", "{{ test_probe }}", "{{ test_socket }}", llm-1-n0, llm-1-n1, llm-2]
+      delegate_to: gw
+      changed_when: false
+      register: drained_state
+
+    - name: Put every instance back
+      ansible.builtin.include_role:
+        name: llm_gateway
+        tasks_from: ready
+      vars:
+        __llm_gateway_runtime_socket: "{{ test_socket }}"
+"""
+PER_NODE_PROBE = """
+import json, sys
+from ansible_collections.cpu_llm.infra.plugins.module_utils import haproxy_runtime as rt
+print(json.dumps({name: rt.server_state(sys.argv[1], "llm_servers", name)["state"] for name in sys.argv[2:]}))
+"""
+
+
+def test_a_per_node_server_is_drained_and_put_back_by_every_instance_name(tmp_path, monkeypatch):
+    """llama_server_instances: per_node in the inventory and 2 NUMA nodes: drain and ready address llm-1-n0 and
+    llm-1-n1 (the names the default backends give), and leave llm-2 alone."""
+    nodes = {name: Node(name) for name in ("llm-1-n0", "llm-1-n1", "llm-2")}
+    socket_path = str(tmp_path / "admin.sock")
+    backends = [{"name": name, "address": "127.0.0.1", "port": node.port} for name, node in nodes.items()]
+    haproxy = Haproxy(render("haproxy.cfg.j2", role_variables(
+        {}, llm_gateway_backends=backends, llm_gateway_bind_address="127.0.0.1", llm_gateway_port=free_port(),
+        llm_gateway_stats_port=free_port(), llm_gateway_check_interval=1, __llm_gateway_runtime_socket=socket_path)),
+        tmp_path, socket_path)
+    try:
+        assert wait_until(lambda: all(rt.up(rt.server_state(socket_path, "llm_servers", n)) for n in nodes))
+        inventory = {"llm-1": {"ansible_host": "127.0.0.1", "llama_server_instances": "per_node",
+                               "llm_hardware": {"numa_nodes": 2}},
+                     "llm-2": {"ansible_host": "127.0.0.1"}}
+        monkeypatch.setattr(__import__(__name__), "PLAYBOOK", PER_NODE_PLAYBOOK)
+        monkeypatch.setattr(__import__(__name__), "PROBE", PER_NODE_PROBE)
+        result = play(tmp_path, socket_path, inventory, "llm-1")
+        assert result["stats"]["llm-1"]["failures"] == 0, json.dumps(result)[:3000]
+        meanwhile = json.loads(task_result(result, "Record what the gateway says meanwhile", "llm-1")["stdout"])
+        assert meanwhile == {"llm-1-n0": "drain", "llm-1-n1": "drain", "llm-2": "ready"}
+        ready = task_result(result, "(at most llm_gateway_ready_timeout s)", "llm-1")["results"]
+        assert [(r["item"][1], r["state"], r["status"]) for r in ready] == [("llm-1-n0", "ready", "UP"),
+                                                                             ("llm-1-n1", "ready", "UP")]
+    finally:
+        for node in nodes.values():
+            node.stop()
+        haproxy.stop()
