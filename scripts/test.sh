@@ -12,7 +12,7 @@ export PYTHON=python
 stage=${1:-all}
 [ $# -gt 0 ] && shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default hardened upgrade)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default hardened upgrade fleet)
 
 run_lint() {
   echo "== lint"

@@ -98,11 +98,16 @@ def test_only_the_head_reaches_the_rpc_worker(host):
 
 
 def test_a_fleet_wide_upgrade_under_load_fails_no_request(host):
-    """Model A -> model B on every server, one after another, while 4 streams run through the host."""
+    """Model A -> model B on every server, one after another, while 4 streams run through the host.
+
+    A failure is an error, a refused or reset connection or a stream cut short; slowness is not (the client
+    waits up to 15 min, as the gateway's own server timeout allows 30): on a busy 2-core CI host a queued
+    12-token answer took over 120 s, which is latency, reported as p50/p99, not a failed request.
+    """
     host.check_output("rm -f /root/llm-load.stop /root/llm-load.json && printf %s " + KEY + " > /root/llm-load.key")
     host.check_output("systemd-run --unit=llm-load --collect /usr/bin/python3 /srv/fleet-tests/load.py "
                          f"--url {GATEWAY} --key-file /root/llm-load.key --out /root/llm-load.json "
-                         "--concurrency 4 --max-seconds 1500")
+                         "--concurrency 4 --max-seconds 1500 --timeout 900")
     time.sleep(5)  # the load is running before the first node is drained
     try:
         rc, changed, failures = playbook.run(HERE.parent / "converge.yml", {
