@@ -25,9 +25,11 @@ HOSTS = {
     "worker-21": {"ansible_host": "10.0.1.21", "worker_facts": ONE},
     "worker-22": {"ansible_host": "10.0.1.22", "worker_facts": ONE},
     "head-alone": {},
-    "head-given": {"preflight_rpc_workers": TWO,
+    # 40 layers on the workers: the report's suggested placement (see test_sizing.py).
+    "head-given": {"preflight_rpc_workers": TWO, "preflight_rpc_layers": 40,
                    "preflight_rpc_worker_hardware": [{"memory_total_bytes": 192 * GB}] * 2},
-    "head-facts": {"preflight_rpc_workers": TWO, "preflight_parallel": 2},
+    "head-facts": {"preflight_rpc_workers": TWO, "preflight_parallel": 2, "preflight_rpc_layers": 40},
+    "head-default-layers": {"preflight_rpc_workers": TWO},
     "head-short": {"preflight_rpc_workers": TWO[:1]},
     "head-unknown-worker": {"preflight_rpc_workers": ["10.0.1.23:50052"]},
     "bad-parallel": {"preflight_parallel": 0},
@@ -71,6 +73,15 @@ def test_too_big_for_the_head_alone_is_stopped(run):
 @pytest.mark.parametrize("head", ["head-given", "head-facts"])
 def test_too_big_for_the_head_but_fitting_head_and_workers_goes_on(run, head):
     assert run[head] == (None, None), report(run[head])
+
+
+def test_a_placement_the_workers_cannot_hold_is_stopped_naming_the_layers_that_fit(run):
+    """llama.cpp's default with --rpc (every layer on the workers) overfills them: the play stops before the
+    service would fail to load, and says which llama_server_rpc_layers fits."""
+    task, result = run["head-default-layers"]
+    assert task.endswith(STOP)
+    assert "does not fit its RPC split as configured (llama_server_rpc_layers -1" in result["msg"]
+    assert "Set llama_server_rpc_layers: 40 on the head" in result["msg"]
 
 
 def test_too_big_for_head_and_workers_is_stopped_naming_the_split(run):

@@ -265,8 +265,17 @@ def test_a_model_too_big_for_the_head_that_fits_head_and_workers_goes_on(profile
     alone = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3")
     assert alone["ram_fits"] is False and alone["fits"] is False
     workers = [worker("10.0.1.21", {"memory_total_bytes": 192 * GB}), worker("10.0.1.22", dict(ONE))]
+    # As configured by default (llama.cpp's: every layer on the workers) the two workers cannot hold it all:
+    # stopped, naming the value that fits (the suggested --n-gpu-layers).
+    default = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                          host="llm-1", rpc_workers=workers)
+    suggested = default["rpc"]["split"]["suggested"]["flags"]["head"]
+    layers = int(suggested[suggested.index("--n-gpu-layers") + 1])
+    assert default["fits"] is False and default["rpc"]["any_fits"] is True
+    assert f"Set llama_server_rpc_layers: {layers} on the head" in default["failure"]
+    assert "as configured (llama_server_rpc_layers -1" in default["failure"]
     split = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
-                        host="llm-1", rpc_workers=workers)
+                        host="llm-1", rpc_workers=workers, rpc_layers=layers)
     assert split["ram_fits"] is False, "the head alone still does not hold it: the RAM line says so"
     assert split["rpc"]["fits"] is True and split["fits"] is True and split["failure"] == ""
     suggested = split["rpc"]["split"]["suggested"]
@@ -278,7 +287,8 @@ def test_a_model_too_big_for_the_head_that_fits_head_and_workers_goes_on(profile
     assert f"predicted {suggested['tokens_per_second']:.2f} tok/s" in report and "round trip(s)" in report
     assert "ASSUMED, not measured" in report and "the held-out error on the hosts' part" in report
     assert "assumed: 10.0.1.21:50052 built like the head" in report  # only its RAM was given
-    assert "fit: the split's, not the RAM line's: a placement fits every host" in report
+    assert f"fit: the split's as the service loads it (llama_server_rpc_layers {layers}), not the RAM line's: " \
+           "fits every host" in report
     assert "Instances" not in report, "an RPC head shows the split, not one host's per-node layouts"
     # The split's speed is the sum of the hosts' shares and the network: below the head's own estimate.
     assert suggested["tokens_per_second"] < split["estimate"]["tokens_per_second"]
@@ -302,7 +312,7 @@ def test_the_split_fit_is_computed_without_a_speed_when_the_layout_is_unknown(pr
     container = dict(ONE, memory_channels=None, memory_speed_mts=None)
     workers = [worker(f"10.0.1.2{i}", {"memory_total_bytes": 192 * GB}) for i in (1, 2)]
     result = sizing.size(container, model, context_tokens=4096, threads=2, overhead_bytes=GIB4, host="llm-1",
-                         rpc_workers=workers)
+                         rpc_workers=workers, rpc_layers=40)
     assert result["fits"] is True and result["rpc"]["speed_unknowns"]
     rpc = result["report"].split("  RPC split")[1]
     assert "tok/s" not in rpc and "ms/token" not in rpc

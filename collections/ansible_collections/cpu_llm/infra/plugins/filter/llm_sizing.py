@@ -74,6 +74,11 @@ options:
       is the split's (a model too big for the head alone that fits head and workers fits). Empty = this host alone.
     type: list
     elements: dict
+  rpc_layers:
+    description: On an RPC head, its C(llama_server_rpc_layers) (--n-gpu-layers); the fit is the placement these
+      flags load, not the best one. -1 = llama.cpp's default (every layer on the workers).
+    type: int
+    default: -1
 """
 
 EXAMPLES = r"""
@@ -125,13 +130,14 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing, throu
 
 def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
                name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
-               parallel=1, rpc_workers=None):
+               parallel=1, rpc_workers=None, rpc_layers=-1):
     try:
         return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
                            overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
                            quant_choice=quant_choice or None, tuning=tuning or None,
                            gpu_vram_bytes=int(gpu_vram_bytes or 0), gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0),
-                           parallel=int(parallel), rpc_workers=list(rpc_workers or []))
+                           parallel=int(parallel), rpc_workers=list(rpc_workers or []),
+                           rpc_layers=int(rpc_layers))
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 

@@ -202,15 +202,19 @@ def worker_hardware(endpoints, given, inventory):
     return out
 
 
-def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, numa, overhead_bytes, host=None):
+def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, numa, overhead_bytes, host=None,
+             n_gpu_layers=None):
     """The model split over this host (the head) and its RPC workers (fleet_sizing.rpc_split), for the
     report and the fit rule.
 
     workers: [{endpoint: "host:port", hardware: llm_hardware facts or at least {memory_total_bytes}}, ...] in
     --rpc order. Keys of WORKER_LAYOUT_KEYS a worker lacks are the head's (ASSUMED: built like the head).
+    n_gpu_layers: the head's --n-gpu-layers (llama_server_rpc_layers), None for llama.cpp's default (every layer
+    on the workers). The fit is that placement's, the one the service will load; the suggested one is advice.
     Returns {split (rpc_split's result, or None), why_not (why there is no split: the fit is then the head's
-    alone), fits (a placement fits every host; None without a split), speed_unknowns ([] when every host's
-    speed is predicted), assumed (worker endpoints whose layout is the head's)}.
+    alone), fits (the configured placement fits every host; None without a split), any_fits (some placement
+    does: the suggested one), n_gpu_layers, speed_unknowns ([] when every host's speed is predicted), assumed
+    (worker endpoints whose layout is the head's)}.
     """
     if not isinstance(workers, (list, tuple)):
         raise SizingError(f"rpc_workers must be a list of {{endpoint, hardware}}, got {type(workers).__name__}")
@@ -253,16 +257,17 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
         hosts = [dict(h, hardware=None, bandwidth_gbs=1.0, threads=None) for h in hosts]
     try:
         split = fleet_sizing.rpc_split(model, hosts, context_tokens=context_tokens, parallel=parallel,
-                                       overhead_bytes=overhead_bytes)
+                                       overhead_bytes=overhead_bytes, n_gpu_layers=n_gpu_layers)
     except fleet_sizing.FleetError as exc:
         raise SizingError(f"RPC split: {exc}") from None
-    return {"split": split, "why_not": "", "fits": split["suggested"] is not None, "speed_unknowns": unknowns,
+    return {"split": split, "why_not": "", "fits": bool(split["llama_cpp"]["fits"]),
+            "any_fits": split["suggested"] is not None, "n_gpu_layers": n_gpu_layers, "speed_unknowns": unknowns,
             "assumed": assumed, "how": [f"{w['endpoint']}: {w.get('how') or 'given'}" for w in workers]}
 
 
 def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
          name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
-         parallel=1, rpc_workers=None):
+         parallel=1, rpc_workers=None, rpc_layers=None):
     """Everything the sizing report shows, and whether the play may go on.
 
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
@@ -274,6 +279,7 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     parallel: the service's slots (llm_parallel), for layouts_view.
     rpc_workers: on an RPC head, its workers (rpc_view); then the RAM fit is the split's: a model too big for
     the head alone that fits head + workers fits. Empty or None: this host alone, as before.
+    rpc_layers: the head's llama_server_rpc_layers (--n-gpu-layers); None or -1: llama.cpp's default.
     Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, offload,
     layouts, rpc, report, failure}.
     """
@@ -305,7 +311,8 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     if rpc_workers:
         # An RPC head: the split is the layout, so the per-NUMA-node comparison (one host's) is not shown.
         result["rpc"] = rpc_view(hardware, model, rpc_workers, context_tokens=context_tokens, parallel=parallel,
-                                 threads=threads, numa=numa, overhead_bytes=overhead_bytes, host=host)
+                                 threads=threads, numa=numa, overhead_bytes=overhead_bytes, host=host,
+                                 n_gpu_layers=None if rpc_layers is None or int(rpc_layers) < 0 else int(rpc_layers))
         if result["rpc"]["fits"] is not None:
             result["fits"] = result["rpc"]["fits"] and disk_fits is not False
     else:
@@ -460,9 +467,12 @@ def _rpc_lines(view, mem):
     if view["assumed"]:
         lines.append(f"             assumed: {', '.join(view['assumed'])} built like the head (CPU and memory "
                      "layout; only the RAM size was given)")
-    lines.append("             fit: the split's, not the RAM line's: " + (
-        "a placement fits every host (the suggested one)" if view["fits"]
-        else "no placement fits every host's RAM"))
+    configured = ("llama_server_rpc_layers " + str(view["n_gpu_layers"]) if view.get("n_gpu_layers") is not None
+                  else "llama.cpp's default, every layer on the workers")
+    lines.append(f"             fit: the split's as the service loads it ({configured}), not the RAM line's: " + (
+        "fits every host" if view["fits"]
+        else "DOES NOT FIT; the suggested placement does (its --n-gpu-layers as llama_server_rpc_layers)"
+        if view.get("any_fits") else "no placement fits every host's RAM"))
     return lines
 
 
@@ -492,7 +502,17 @@ def _failure(hardware, model, result, name):
     """Why it does not fit: only the checks that failed."""
     mem, disk, parts = result["memory"], result["disk"] or {}, []
     rpc = result.get("rpc") or {}
-    if rpc.get("fits") is False:
+    if rpc.get("fits") is False and rpc.get("any_fits"):
+        split = rpc["split"]
+        short = ", ".join(f"{h['role']} {h['name']}" for h in split["llama_cpp"]["hosts"] if not h["fits"])
+        flags = split["suggested"]["flags"]["head"]
+        layers = flags[flags.index("--n-gpu-layers") + 1] if "--n-gpu-layers" in flags else "0"
+        configured = (f"llama_server_rpc_layers {rpc['n_gpu_layers']}" if rpc.get("n_gpu_layers") is not None
+                      else "llama_server_rpc_layers -1, llama.cpp's default: every layer on the workers")
+        parts.append(f"{name} does not fit its RPC split as configured ({configured}): {short} cannot hold "
+                     f"its share. Set llama_server_rpc_layers: {layers} on the head (the report's suggested "
+                     "placement, which fits every host).")
+    elif rpc.get("fits") is False:
         split = rpc["split"]
         hosts = split["llama_cpp"]["hosts"]
         has = ", ".join(f"{h['role']} {h['name']} {_gb(h['ram_bytes'])} GB" for h in hosts)
