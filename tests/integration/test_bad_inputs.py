@@ -4,6 +4,12 @@ Each case runs the real site.yml (check mode, against this machine) with one bad
 asserts: the play failed, the failing task is an input check (a role's argument spec or its
 validate.yml), its message names the variable and the expected form, and no earlier task
 reported a change.
+
+The cases are hosts of one inventory (aliases of this machine, connection local), one bad value
+each, all in one ansible-playbook run (one run per case took ~8 s each); every case still asserts
+on its own host's tasks. Run alone, with the bad value as an extra var (-e) and localhost as the
+play's only host: a shared setting (playbooks/vars/shared_settings.yml sets it from llm_*, which
+an inventory value cannot override), and a case whose message names the play's hosts.
 """
 
 import json
@@ -13,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "0" * 64
@@ -93,25 +100,68 @@ SECRET_CASES = [
 ]
 
 
-def run_site(extra, raw=False):
+SHARED = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "shared_settings.yml").read_text()))
+
+
+def alone(bad, message):
+    """A case run by itself (see the module's docstring), not as a host of the batch."""
+    return bool(SHARED & set(bad)) or "host of this play" in message
+
+
+def run_site(extra, raw=False, hosts=None, tmp=None):
+    """site.yml in check mode: against localhost with GOOD and `extra` as extra vars, or, given hosts
+    ({host: its bad values}), against those hosts (aliases of localhost) with GOOD as the inventory's vars
+    (extra vars would override the hosts' own values)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOCALHOST_WARNING="0")
+    if hosts is None:
+        target = ["-i", "localhost,", "-c", "local", "-e", json.dumps(GOOD), "-e", json.dumps(extra)]
+    else:
+        inventory = Path(tmp) / "hosts.json"
+        common = {k: v for k, v in GOOD.items() if k != "llm_hosts"}
+        inventory.write_text(json.dumps({"all": {"vars": {**common, "ansible_connection": "local"}, "hosts": hosts}}))
+        target = ["-i", str(inventory), "-f", "8", "-e", json.dumps({"llm_hosts": "all"})]
     out = subprocess.run(
-        ["ansible-playbook", "site.yml", "-i", "localhost,", "-c", "local", "--check",
-         "-e", json.dumps(GOOD), "-e", json.dumps(extra)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
+        ["ansible-playbook", "site.yml", *target, "--check"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
     return (out.returncode, json.loads(out.stdout)) + ((out.stdout + out.stderr,) if raw else ())
 
 
-@pytest.mark.parametrize(("bad", "message"), CASES, ids=[next(iter(c[0])) + "-" + str(i) for i, c in enumerate(CASES)])
-def test_bad_input_fails_before_any_change(bad, message):
-    check_refused(*run_site(bad), message)
+CASE_IDS = [next(iter(c[0])) + "-" + str(i) for i, c in enumerate(CASES)]
+SECRET_IDS = [next(iter(c[0])) for c in SECRET_CASES]
 
 
-@pytest.mark.parametrize(("bad", "message", "secret"), SECRET_CASES, ids=[next(iter(c[0])) for c in SECRET_CASES])
-def test_bad_secret_is_refused_without_being_shown(bad, message, secret):
-    rc, result, output = run_site(bad, raw=True)
-    check_refused(rc, result, message)
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """(returncode, json result, output) of one site.yml run with every batched case as a host, and
+    the good configuration as host "good"."""
+    hosts = {f"case-{i}": bad for i, (bad, message) in enumerate(CASES) if not alone(bad, message)}
+    hosts.update({f"secret-{i}": bad for i, (bad, _, _) in enumerate(SECRET_CASES) if not alone(bad, "")})
+    hosts["good"] = {}
+    rc, result, output = run_site({}, raw=True, hosts=hosts, tmp=tmp_path_factory.mktemp("bad_inputs"))
+    assert set(result["stats"]) == set(hosts), output[-2000:]
+    return rc, result, output
+
+
+@pytest.mark.parametrize(("index", "bad", "message"), [(i, *c) for i, c in enumerate(CASES)], ids=CASE_IDS)
+def test_bad_input_fails_before_any_change(request, index, bad, message):
+    if alone(bad, message):
+        check_refused(*run_site(bad), message)
+    else:
+        rc, result, _ = request.getfixturevalue("batch")
+        check_refused(rc, result, message, f"case-{index}")
+
+
+@pytest.mark.parametrize(("index", "bad", "message", "secret"), [(i, *c) for i, c in enumerate(SECRET_CASES)],
+                         ids=SECRET_IDS)
+def test_bad_secret_is_refused_without_being_shown(request, index, bad, message, secret):
+    if alone(bad, message):
+        rc, result, output = run_site(bad, raw=True)
+        check_refused(rc, result, message)
+    else:
+        # The whole run's output: the secret appears nowhere, for no host.
+        rc, result, output = request.getfixturevalue("batch")
+        check_refused(rc, result, message, f"secret-{index}")
     assert secret not in output
 
 
@@ -120,28 +170,28 @@ def server_tasks(result):
     return next(p for p in result["plays"] if p["play"]["name"].startswith("Prepare the servers"))["tasks"]
 
 
-def check_refused(rc, result, message):
+def check_refused(rc, result, message, host="localhost"):
     assert rc != 0
     tasks = server_tasks(result)
-    failed = [(t, t["hosts"]["localhost"]) for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
+    failed = [(t, t["hosts"][host]) for t in tasks if t["hosts"].get(host, {}).get("failed")]
     assert failed, "the play did not fail"
-    task, host = failed[0]
-    text = json.dumps(host)
-    assert message in text, f"{task['task']['name']}: {host.get('msg')}"
+    task, res = failed[0]
+    text = json.dumps(res)
+    assert message in text, f"{task['task']['name']}: {res.get('msg')}"
     # An input check failed: a role's argument spec or one of the validate.yml checks.
     assert task["task"]["name"].split(" : ")[-1].startswith(("Validating arguments", "Check ")), task["task"]["name"]
     before = tasks[: tasks.index(task)]
-    assert not any(t["hosts"].get("localhost", {}).get("changed") for t in before)
+    assert not any(t["hosts"].get(host, {}).get("changed") for t in before)
 
 
-def test_good_input_passes_every_check():
+def test_good_input_passes_every_check(batch):
     """The baseline: with nothing wrong, the play gets past all checks (and every role's spec) and
     only fails where it first needs the network (GOOD points the endpoint at a closed port)."""
-    rc, result = run_site({})
+    rc, result, _ = batch
     assert rc != 0
     tasks = server_tasks(result)
-    failed = [t for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
+    failed = [t for t in tasks if t["hosts"].get("good", {}).get("failed")]
     assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]
-    names = [t["task"]["name"] for t in tasks]
+    names = [t["task"]["name"] for t in tasks if "good" in t["hosts"]]
     for role in ("llm", "os_tuning", "llama_cpp", "gguf_model", "llama_server", "preflight"):
         assert any(n.startswith(f"{role} : Validating arguments") for n in names), role
