@@ -197,7 +197,7 @@ def test_refused_or_safe(outcomes, role, name, how, value, tmp_path):
         return
     assert how != "newline", f"{name} with a newline passed every check"
     template = UNITS.get(role, (UNIT,))[0]
-    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name} %}}", template.read_text()):  # rendered as a value
+    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name}\)* %}}", template.read_text()):  # rendered as a value
         unit = render_unit(role if role in UNITS else "llama_server", **{name: value})
         argv = split_command_line(exec_start(unit))
         for item in value if isinstance(value, list) else [value]:
