@@ -12,7 +12,9 @@ export PYTHON=python
 stage=${1:-all}
 [ $# -gt 0 ] && shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default hardened upgrade fleet)
+# fleet is run by name (scripts/test.sh molecule fleet) until its RPC split and upgrade-under-load verify
+# have passed end to end; README, Testing.
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default hardened upgrade)
 
 run_lint() {
   echo "== lint"
