@@ -72,17 +72,20 @@ def test_requests_through_the_gateway_reach_every_server(host):
 
 
 def test_the_split_model_answers_and_the_worker_holds_its_layers(host):
-    """fleet-c serves with --rpc fleet-w and 15 of its 30 layers there: both hosts hold weights."""
+    """fleet-c serves with --rpc fleet-w and 15 of its 30 layers there: connected, answering, the weights split.
+
+    Read on both sides: the head's llama-server holds a TCP connection to the worker, and the worker's log
+    (GGML_RPC_DEBUG=1) has a set_tensor per weight it received since that connection was accepted: about
+    half of the model's bytes (blocks 16-29 and the output tensor), not all of them.
+    """
     assert host.check_output(f"python3 -c {shlex.quote(CHAT)} http://{ADDRESS['fleet-c']}:8080 {KEY}") == "200"
-    head = testinfra.get_host("podman://fleet-c").check_output("journalctl -u llama-server -o cat --no-pager")
-    on_worker = re.findall(rf"RPC\d*\[{re.escape(WORKER)}\] model buffer size = +([0-9.]+) MiB", head)
-    on_head = re.findall(r"CPU(?:_Mapped|_REPACK)? model buffer size = +([0-9.]+) MiB", head)
-    assert on_worker and float(on_worker[-1]) > 10, head[-3000:]  # half of a 138 MB model's layers
-    assert on_head and float(on_head[-1]) > 10, head[-3000:]
-    assert re.search(r"offloaded 15/\d+ layers", head), head[-3000:]
-    worker = testinfra.get_host("podman://fleet-w")
-    log = worker.check_output("journalctl -u llama-rpc-server -o cat --no-pager")
-    assert log.count("set_tensor") >= 15, log[-2000:]  # GGML_RPC_DEBUG: one per weight tensor it received
+    sockets = testinfra.get_host("podman://fleet-c").check_output("ss -tnpH state established")
+    assert re.search(rf"{re.escape(WORKER)}\s.*\"llama-server\"", sockets), sockets
+    log = testinfra.get_host("podman://fleet-w").check_output("journalctl -u llama-rpc-server -o cat --no-pager")
+    current = log.rsplit("Accepted client connection", 1)[-1]  # the running head's load
+    sizes = [int(n) for n in re.findall(r"^\[set_tensor\] .*size: (\d+)$", current, re.MULTILINE)]
+    model = sum(f["size"] for f in MANIFEST["models"]["sharded"])
+    assert len(sizes) >= 15 and 0.3 * model < sum(sizes) < 0.9 * model, (len(sizes), sum(sizes), model)
 
 
 def test_only_the_head_reaches_the_rpc_worker(host):
