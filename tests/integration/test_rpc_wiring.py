@@ -5,14 +5,11 @@ shared settings (playbooks/vars/shared_settings.yml) with the llm role's checks 
 llm_rpc_worker role's export, then the same settings on the servers, as the heads' play reads them.
 """
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from playbook_json import run_plays  # tests/support
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = str(ROOT / "playbooks" / "vars" / "shared_settings.yml")
@@ -41,16 +38,7 @@ PLAYS = [
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("rpc-wiring")
-    (tmp_path / "hosts.json").write_text(json.dumps(INVENTORY))
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAYS))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", str(tmp_path / "play.yml"), "-i", str(tmp_path / "hosts.json")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    return json.loads(out.stdout)
+    return run_plays(tmp_path_factory.mktemp("rpc-wiring"), INVENTORY, PLAYS)
 
 
 def _results(play, task_name):

@@ -11,12 +11,9 @@ def first_failures(result, hosts):
     return {host: first.get(host, (None, None)) for host in hosts}
 
 
-def run_checks(tmp, hosts, tasks, name, common_vars=None):
-    """first_failures() of one local ansible-playbook run of `tasks` over `hosts` ({host: its vars}).
-
-    Each host is a case (a bad value, or a good one); the play runs them all at once, so a role's checks
-    are exercised in one run instead of one per case. common_vars go to every host.
-    """
+def run_plays(tmp, inventory, plays, forks=8):
+    """The json callback's document of one local ansible-playbook run of `plays` over `inventory` (a dict in
+    Ansible's YAML/JSON inventory form), with this repository's roles, collections and ansible.cfg."""
     import json
     import os
     import subprocess
@@ -27,19 +24,32 @@ def run_checks(tmp, hosts, tasks, name, common_vars=None):
 
     root = Path(__file__).resolve().parents[2]
     tmp = Path(tmp)
-    (tmp / "hosts.json").write_text(json.dumps({"all": {"vars": {
-        **(common_vars or {}), "ansible_connection": "local", "ansible_python_interpreter": sys.executable},
-        "hosts": hosts}}))
-    (tmp / "play.yml").write_text(yaml.safe_dump([{"name": name, "hosts": "all", "gather_facts": False,
-                                                   "tasks": tasks}]))
+    (tmp / "hosts.json").write_text(json.dumps(inventory))
+    (tmp / "play.yml").write_text(yaml.safe_dump(plays))
     env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_ROLES_PATH=str(root / "roles"),
                ANSIBLE_COLLECTIONS_PATH=str(root / "collections"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", "8"],
+    out = subprocess.run(["ansible-playbook", str(tmp / "play.yml"), "-i", str(tmp / "hosts.json"), "-f", str(forks)],
                          cwd=root, env=env, capture_output=True, text=True, check=False, timeout=300)
-    result = json.loads(out.stdout)
-    assert set(result["stats"]) == set(hosts), out.stderr
+    try:
+        return json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(out.stderr[-2000:]) from None
+
+
+def run_checks(tmp, hosts, tasks, name, common_vars=None):
+    """first_failures() of one local ansible-playbook run of `tasks` over `hosts` ({host: its vars}).
+
+    Each host is a case (a bad value, or a good one); the play runs them all at once, so a role's checks
+    are exercised in one run instead of one per case. common_vars go to every host.
+    """
+    import sys
+
+    inventory = {"all": {"vars": {**(common_vars or {}), "ansible_connection": "local",
+                                  "ansible_python_interpreter": sys.executable}, "hosts": hosts}}
+    result = run_plays(tmp, inventory, [{"name": name, "hosts": "all", "gather_facts": False, "tasks": tasks}])
+    assert set(result["stats"]) == set(hosts), result["stats"]
     return first_failures(result, hosts)
 
 
