@@ -12,9 +12,8 @@ export PYTHON=python
 stage=${1:-all}
 [ $# -gt 0 ] && shift
 scenarios=("$@")
-# fleet is run by name (scripts/test.sh molecule fleet): ~25-35 more minutes, which CI has no room for yet;
-# README, Testing.
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(default hardened upgrade)
+# offload (Vulkan on lavapipe, Debian 13) is run by name: README, Testing.
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(default upgrade fleet)
 
 run_lint() {
   echo "== lint"

@@ -1,12 +1,18 @@
-"""An API key on the service: enforced, kept out of the command line and the logs."""
+"""fleet-b's service, with an API key and two slots: the key enforced, kept out of the command line and the logs.
+
+Run on fleet-b itself, against its address on the fleet's network (where the gateway reaches it).
+"""
 
 import json
 import shlex
 
 import generation  # molecule/shared/generation.py (on the path through pytest.ini)
 
-KEY = "molecule-test-key-0123456789"
+KEY = "fleet-test-key-0123456789"  # host_vars/fleet-b.yml
+BASE = "http://10.89.64.12:8080"  # host_vars/fleet-b.yml: llama_server_host
 KEY_FILE = "/etc/llama-server/api-key"
+
+testinfra_hosts = ["ansible://fleet-b"]
 
 REQUEST = """
 import json, sys, urllib.request, urllib.error
@@ -28,7 +34,7 @@ except urllib.error.HTTPError as e:
 
 def status(host, path, key=""):
     """HTTP status of a request made inside the server; key '@file' sends the service's own key."""
-    url = "http://127.0.0.1:8080" + path
+    url = BASE + path
     return int(host.check_output(f"python3 -c {shlex.quote(REQUEST)} {shlex.quote(url)} {shlex.quote(key)}"))
 
 
@@ -56,12 +62,12 @@ def test_key_is_not_on_the_command_line_nor_in_the_journal(host):
 
 def test_two_slots_take_four_concurrent_requests(host):
     script = """
-import json, threading, urllib.request
+import json, sys, threading, urllib.request
 key = open("/etc/llama-server/api-key").read().strip()
 body = json.dumps({"messages": [{"role": "user", "content": "Count to three."}], "max_tokens": 8}).encode()
 codes = []
 def ask():
-    req = urllib.request.Request("http://127.0.0.1:8080/v1/chat/completions", data=body,
+    req = urllib.request.Request(sys.argv[1] + "/v1/chat/completions", data=body,
         headers={"Content-Type": "application/json", "Authorization": "Bearer " + key})
     with urllib.request.urlopen(req, timeout=120) as r:
         codes.append(r.status)
@@ -69,7 +75,7 @@ threads = [threading.Thread(target=ask) for _ in range(4)]
 [t.start() for t in threads]; [t.join() for t in threads]
 print(json.dumps(codes))
 """
-    assert json.loads(host.check_output(f"python3 -c {shlex.quote(script)}")) == [200] * 4
+    assert json.loads(host.check_output(f"python3 -c {shlex.quote(script)} {BASE}")) == [200] * 4
 
 
 def test_metrics_endpoint_serves_prometheus_text(host):
@@ -77,5 +83,5 @@ def test_metrics_endpoint_serves_prometheus_text(host):
 
 
 def test_service_with_a_key_serves_llama_cpps_own_greedy_output(host):
-    served, direct, details = generation.faithful(host.check_output, key_file=KEY_FILE)
+    served, direct, details = generation.faithful(host.check_output, base=BASE, key_file=KEY_FILE)
     assert served.strip() and served == direct, details
