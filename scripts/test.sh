@@ -50,9 +50,42 @@ stop_hub() {
   done
 }
 
+# The fleet scenario runs on its own podman network, from its own hub and containers, and is a third idle
+# on its own (health gates, serial switches, drains, the load test): in `all` it runs alongside pytest
+# (CPU-bound, no timed assertion) instead of after it. default and upgrade run alone afterwards: they share
+# the host's loopback ports, and default has timed checks. Its output is printed when it ends.
+background_pid=""
+background_log=""
+start_fleet_alongside() {
+  background_log=$(mktemp)
+  echo "== molecule test -s fleet (alongside pytest; its output follows pytest's)"
+  (
+    began=$SECONDS
+    if molecule test -s fleet >"$background_log" 2>&1; then rc=0; else rc=$?; fi
+    echo "$rc $((SECONDS - began))" >"$background_log.rc"
+  ) &
+  background_pid=$!
+}
+wait_fleet() {
+  [ -n "$background_pid" ] || return 0
+  wait "$background_pid" || true
+  background_pid=""
+  echo "== molecule test -s fleet (ran alongside pytest)"
+  cat "$background_log"
+  local rc seconds
+  read -r rc seconds <"$background_log.rc" || { rc=1; seconds=0; }
+  rm -f "$background_log" "$background_log.rc"
+  timings+=("$(printf '%5d s  %s' "$seconds" "molecule test -s fleet (alongside pytest)")")
+  return "$rc"
+}
+
 finish() {
+  local rc=$?
+  # A failed stage still waits for the fleet run (it must not outlive this script) and shows its log.
+  wait_fleet || rc=$?
   stop_hub
   report_timings
+  exit "$rc"
 }
 
 case "$stage" in
@@ -60,6 +93,18 @@ case "$stage" in
   unit) run_unit ;;
   molecule) trap finish EXIT; run_molecule ;;
   # The test artifacts first, so the unit tests also read the hub's real model (not skipped).
-  all) trap finish EXIT; timed run_lint; timed bash tests/support/test_env.sh; timed run_unit; run_molecule ;;
+  all)
+    trap finish EXIT
+    timed run_lint
+    timed bash tests/support/test_env.sh
+    rest=()
+    for s in "${scenarios[@]}"; do
+      if [ "$s" = fleet ]; then start_fleet_alongside; else rest+=("$s"); fi
+    done
+    scenarios=("${rest[@]}")
+    timed run_unit
+    wait_fleet
+    run_molecule
+    ;;
   *) echo "unknown stage $stage: use lint, unit, molecule or all" >&2; exit 2 ;;
 esac
