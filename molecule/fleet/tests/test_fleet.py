@@ -20,6 +20,8 @@ import testinfra
 
 HERE = Path(__file__).resolve().parent
 SERVERS = ["fleet-a", "fleet-b", "fleet-c"]
+# Their names in the gateway: fleet-a runs one llama-server per NUMA node (host_vars: per_node; one node here).
+BACKENDS = ["fleet-a-n0", "fleet-b", "fleet-c"]
 ADDRESS = {"fleet-a": "10.89.64.11", "fleet-b": "10.89.64.12", "fleet-c": "10.89.64.13", "fleet-w": "10.89.64.14"}
 HEADER_BYTES = 8 << 20  # a GGUF header read (tokenizer included) of this model, with room to spare
 WORKER = f"{ADDRESS['fleet-w']}:50052"  # host_vars/fleet-w.yml, the role's default port
@@ -58,8 +60,8 @@ def stat(host):
 
 def test_every_server_is_up_in_the_gateway(host):
     servers = stat(host)
-    assert {name for name in servers if name not in ("BACKEND",)} == set(SERVERS), servers
-    assert all(servers[name]["status"] == "UP" for name in SERVERS), servers
+    assert {name for name in servers if name not in ("BACKEND",)} == set(BACKENDS), servers
+    assert all(servers[name]["status"] == "UP" for name in BACKENDS), servers
 
 
 def test_requests_through_the_gateway_reach_every_server(host):
@@ -67,8 +69,19 @@ def test_requests_through_the_gateway_reach_every_server(host):
     for _ in range(9):
         assert host.check_output(f"python3 -c {shlex.quote(CHAT)} {GATEWAY} {KEY}") == "200"
     after = stat(host)
-    served = {name: int(after[name]["stot"]) - int(before[name]["stot"]) for name in SERVERS}
+    served = {name: int(after[name]["stot"]) - int(before[name]["stot"]) for name in BACKENDS}
     assert all(count > 0 for count in served.values()), served
+
+
+def test_a_per_node_server_runs_one_instance_bound_to_its_node(host):
+    """fleet-a (llama_server_instances: per_node): llama-server-node0.service instead of llama-server.service,
+    its memory policy bind:0 (numactl --membind=0) on every mapping the kernel reports, not interleave."""
+    node = testinfra.get_host("podman://fleet-a")
+    assert node.service("llama-server-node0.service").is_running
+    assert not node.service("llama-server.service").is_running
+    pid = node.check_output("systemctl show --property MainPID --value llama-server-node0.service")
+    policies = {line.split()[1] for line in node.check_output(f"cat /proc/{pid}/numa_maps").splitlines()}
+    assert policies == {"bind:0"}, policies
 
 
 def test_the_split_model_answers_and_the_worker_holds_its_layers(host):
@@ -132,7 +145,7 @@ def test_a_fleet_wide_upgrade_under_load_fails_no_request(host):
     for name in SERVERS:  # every server serves B
         node = testinfra.get_host(f"podman://{name}")
         assert node.file("/srv/llm/models/current").linked_to.endswith("/v2")
-    assert all(s["status"] == "UP" for n, s in stat(host).items() if n in SERVERS)
+    assert all(s["status"] == "UP" for n, s in stat(host).items() if n in BACKENDS)
 
 
 def test_each_model_file_crossed_the_wan_once_for_the_whole_fleet(host):
