@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_server_args_check
-from ansible_collections.cpu_llm.infra.plugins.module_utils import server_args
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_args, server_command
 
 ARG_CPP = Path("/var/cache/llm-cpu-infra/src/llama.cpp-0c1e57098bba43ac29e6e3b677cdceebdd22334f/common/arg.cpp")
 # Older spellings refused on purpose although the pinned commit no longer has them.
@@ -69,10 +69,22 @@ def test_table_matches_llama_server_at_the_pinned_commit():
 
 @pytest.mark.skipif(not ARG_CPP.exists(), reason="llama.cpp source at the pinned commit not cached")
 def test_every_flag_the_unit_can_render_exists_at_the_pinned_commit():
-    """The unit template only passes flags llama-server knows (this commit replaced --mlock by --load-mode)."""
-    template = (Path(__file__).resolve().parents[4] / "roles" / "llama_server" / "templates"
-                / "llama-server.service.j2").read_text()
-    exec_start = template[template.index("ExecStart="):template.index("Restart=")]
-    rendered = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", exec_start.split("llama_server_binary", 1)[1]))
+    """The unit only passes flags llama-server knows (this commit replaced --mlock by --load-mode)."""
+    rendered = server_command.rendered_flags()
     known = {flag for names in _arg_cpp_options() for flag in names}
     assert rendered and rendered <= known, rendered - known
+
+
+def test_every_flag_the_command_renders_is_managed_or_a_tuned_default():
+    """The command's own flags are the ones extra args may not set, but for the measured batch sizes."""
+    inputs = {"binary": "/b", "model_path": "/m.gguf", "host": "0.0.0.0", "port": 8080, "threads": 4,  # noqa: S104
+              "ctx_size": 10, "parallel": 2, "alias": "a", "metrics": True, "mlock": True, "api_key": True,
+              "api_key_file": "/k", "tls_cert": "/c", "tls_key": "/k2", "numactl_args": [],
+              "tuning": {"numa_flag": "distribute", "batch_size": 64, "ubatch_size": 32},
+              "offload": {"args": ["--n-gpu-layers", "5", "--n-cpu-moe", "2"]},
+              "rpc_workers": ["a:1"], "rpc_layers": 3, "extra_args": []}
+    argv = server_command.command(inputs)["argv"]
+    flags = {arg for arg in argv if arg.startswith("--")}
+    assert flags - set(server_command.TUNED_DEFAULTS) <= set(server_args.FLAGS)
+    tuned = set(server_command.TUNED_DEFAULTS)
+    assert tuned <= flags and not tuned & set(server_args.FLAGS)

@@ -1,10 +1,11 @@
-"""Filters for the llama_server role's instances: thin Ansible glue over module_utils/server_instances.py.
+"""Filters for the llama_server role's instances and their command lines: thin Ansible glue over
+module_utils/server_instances.py and module_utils/server_command.py.
 
 Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_command, server_instances, systemd_syntax
 
 
 def llm_server_instances(mode, host, port, threads, hardware=None):
@@ -30,10 +31,18 @@ def llm_server_retired(unit_files, wanted, port):
         raise AnsibleFilterError(f"llm_server_retired: {exc}") from None
 
 
+def llm_server_commands(instances, inputs):
+    try:
+        return server_command.commands(instances, inputs)
+    except (KeyError, ValueError, TypeError, systemd_syntax.UnitValueError) as exc:
+        raise AnsibleFilterError(f"llm_server_commands: {exc}") from None
+
+
 class FilterModule:
     def filters(self):
         return {
             "llm_server_instances": llm_server_instances,
             "llm_server_instances_check": llm_server_instances_check,
             "llm_server_retired": llm_server_retired,
+            "llm_server_commands": llm_server_commands,
         }

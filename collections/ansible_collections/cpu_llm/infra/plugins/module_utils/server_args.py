@@ -1,8 +1,8 @@
 """Which llama-server flags the llama_server role sets itself, so llama_server_extra_args may not.
 
-Plain Python, no Ansible imports. The flag names and aliases are llama-server's own, read from
-common/arg.cpp at the pinned commit (llama_cpp_version 0c1e57098bba43ac29e6e3b677cdceebdd22334f):
-every `{"-x", "--xxx"}` list of an option the role owns, plus older spellings of the same settings
+Plain Python, no Ansible imports. The table is server_command.OWNED, the same one the command line is built
+from: every flag the role renders for a setting, plus llama-server's other spellings of that setting (read from
+common/arg.cpp at the pinned commit, llama_cpp_version 0c1e57098bba43ac29e6e3b677cdceebdd22334f) and older ones
 (--mlock, --no-mmap) so a copy from an old guide is refused too.
 
 llama-server parses its arguments this way (common_params_parse): an argument starting with "--" has
@@ -13,28 +13,10 @@ start. A flag repeated later wins over the role's, which is what would silently 
 
 import re
 
+from ansible_collections.cpu_llm.infra.plugins.module_utils.server_command import OWNED
+
 # setting -> (the variable that sets it, llama-server's flags for it)
-MANAGED = {
-    "model": ("llama_server_model_path (the gguf_model role's gguf_model_repo and gguf_model_files pick it)", (
-        "-m", "--model", "-mu", "--model-url", "-hf", "-hfr", "--hf-repo", "-hff", "--hf-file",
-        "-hft", "--hf-token", "-dr", "--docker-repo", "--models-dir", "--models-preset")),
-    "host": ("llama_server_host", ("--host",)),
-    "port": ("llama_server_port", ("--port",)),
-    "api key": ("llama_server_api_key (written to llama_server_api_key_file, never on the command line)",
-                ("--api-key", "--api-key-file")),
-    "TLS": ("llama_server_tls_cert and llama_server_tls_key", ("--ssl-cert-file", "--ssl-key-file")),
-    "threads": ("llm_threads (llama_server_threads)", ("-t", "--threads", "-tb", "--threads-batch")),
-    "context": ("llm_ctx_size (llama_server_ctx_size, per slot)", ("-c", "--ctx-size")),
-    "slots": ("llm_parallel (llama_server_parallel)", ("-np", "--parallel")),
-    "NUMA": ("llama_server_numactl_args (the service runs under numactl)", ("--numa",)),
-    "metrics": ("llama_server_metrics", ("--metrics",)),
-    "memory locking": ("llm_mlock (llama_server_mlock)", ("-lm", "--load-mode", "--mlock", "--no-mmap", "--mmap")),
-    "alias": ("llama_server_alias", ("-a", "--alias")),
-    "GPU offload": ("llm_gpu_vram_bytes (the offload plan's budget), llama_server_gpu_offload, or "
-                    "llama_server_rpc_layers on an RPC head",
-                    ("-ngl", "--gpu-layers", "--n-gpu-layers", "-cmoe", "--cpu-moe", "-ncmoe", "--n-cpu-moe")),
-    "RPC workers": ("llama_server_rpc_workers (site.yml sets it from the llm_rpc_workers group)", ("--rpc",)),
-}
+MANAGED = {setting: (variable, rendered + aliases) for setting, (variable, rendered, aliases) in OWNED.items()}
 FLAGS = {flag: (setting, variable) for setting, (variable, flags) in MANAGED.items() for flag in flags}
 
 
