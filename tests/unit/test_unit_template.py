@@ -7,9 +7,17 @@ from pathlib import Path
 
 import jinja2
 import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.filter.llm_server_instances import llm_server_commands
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
+from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "roles" / "llama_server" / "templates" / "llama-server.service.j2"
+ROLE = Path(__file__).resolve().parents[2] / "roles" / "llama_server"
+TEMPLATE = ROLE / "templates" / "llama-server.service.j2"
+VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
 BASE = {
     "ansible_managed": "managed", "llama_server_model_path": "/srv/m/model-00001-of-00003.gguf",
     "llama_server_user": "llama", "llama_server_group": "llama", "llama_server_numactl_args": ["--interleave=all"],
@@ -21,13 +29,26 @@ BASE = {
 }
 
 
-def render(**overrides):
-    # A systemd unit, not HTML: no autoescaping, exactly as Ansible's template module renders it.
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701
+def context(overrides):
+    """The template's variables: the role's, and the instance's command as vars/main.yml builds it (Ansible's
+    Templar over the role's own __llama_server_command_inputs, then the filter the role calls)."""
+    variables = dict(BASE, **overrides)
+    [single] = server_instances.instances("single", "llm-1", BASE["llama_server_port"])
+    instance = variables.setdefault("__llama_server_instance", single)
+    inputs = Templar(loader=DataLoader(), variables=variables).template(
+        trusted(VARS["__llama_server_command_inputs"]))
+    variables["__llama_server_commands"] = llm_server_commands([instance], inputs)
+    return variables
+
+
+def render(trim_blocks=False, **overrides):
+    # A systemd unit, not HTML: no autoescaping.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701
+                             trim_blocks=trim_blocks)
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
-    return env.from_string(TEMPLATE.read_text()).render(**dict(BASE, **overrides))
+    return env.from_string(TEMPLATE.read_text()).render(**context(overrides))
 
 
 def directive(unit, key):
@@ -239,17 +260,10 @@ def test_gpu_access_keeps_the_exposure_at_most_2_5(variant, tiny_moe, tmp_path):
 # The template as Ansible's template module renders it (trim_blocks), for each instance the role loops over.
 
 def render_as_ansible(**overrides):
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,  # noqa: S701
-                             trim_blocks=True)
-    env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
-    env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
-    env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
-    return env.from_string(TEMPLATE.read_text()).render(**dict(BASE, **overrides))
+    return render(trim_blocks=True, **overrides)
 
 
 def instances(mode, nodes=None):
-    from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
-
     return server_instances.instances(mode, "llm-1", BASE["llama_server_port"], BASE["llama_server_threads"], nodes)
 
 
