@@ -24,6 +24,7 @@ def report(raw):
 class FilterModule:
     def filters(self):
         return {
+            "llm_exec_start": _wrap(bench_report.parse_exec_start),
             "llm_likwid_gbs": _wrap(bench_report.bandwidth_from_likwid),
             "llm_llama_bench": _wrap(bench_report.llama_bench_results),
             "llm_service_tps": _wrap(bench_report.service_tps),
