@@ -321,3 +321,16 @@ def test_per_node_units_pass_systemd_analyze_verify(tmp_path):
         verify = subprocess.run(["systemd-analyze", "verify", "--man=no", "--generators=no", str(path)],
                                 capture_output=True, text=True, check=False)
         assert verify.returncode == 0 and path.name not in verify.stderr, verify.stderr
+
+
+def test_the_benchmark_reads_back_the_command_the_unit_was_given():
+    """The benchmark role parses the running unit (bench_report.parse_exec_start): it must read the same binary,
+    NUMA policy and options server_command built, quoting included."""
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.bench_report import parse_exec_start
+
+    overrides = {"llama_server_alias": "a%b$c", "llama_server_model_path": "/srv/llm/models/m odel.gguf"}
+    command = context(overrides)["__llama_server_commands"]["llama-server.service"]
+    parsed = parse_exec_start(render(**overrides))
+    assert parsed["binary"] == command["binary"] and parsed["numactl"] == command["numactl"]
+    assert parsed["options"]["model"] == "/srv/llm/models/m odel.gguf" and parsed["options"]["alias"] == "a%b$c"
+    assert parsed["options"]["threads"] == "64" and parsed["options"]["metrics"] is True
