@@ -5,8 +5,8 @@ role's variables, the measured tuning, the GPU offload plan, the RPC wiring; rol
 names each input) and one instance of the layout (module_utils/server_instances.py) into the argv, the
 environment and the unit's other instance-specific lines. Its readers:
   - the unit template joins it (ExecStart=, Environment=, Description=, the notes): no decision is left there;
-  - the role records it in /etc/llama-server/<unit>.json once the instance is healthy, and the benchmark role
-    reads that file instead of parsing the unit;
+  - the benchmark role reads it back from the running unit (bench_report.parse_exec_start; a unit test checks
+    the two agree);
   - server_args derives the flags llama_server_extra_args may not set from OWNED below.
 
 Flag names are llama-server's own at the pinned commit (common/arg.cpp, llama_cpp_version
