@@ -27,7 +27,9 @@ import pytest
 import yaml
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_allowed_networks, systemd_quote
 from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
-from playbook_json import first_failures  # tests/support (on the path through pytest.ini)
+from llama_server_unit import VARS_FILE, with_commands  # tests/support (on the path through pytest.ini)
+from playbook_json import first_failures
+from role_vars import trusted
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = set(yaml.safe_load((ROOT / "playbooks" / "vars" / "shared_settings.yml").read_text()))
@@ -148,9 +150,13 @@ def render_unit(role="llama_server", **values):
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
     env.filters["cpu_llm.infra.llm_allowed_networks"] = llm_allowed_networks
-    defaults = yaml.safe_load((template.parents[1] / "defaults" / "main.yml").read_text())
+    # The role's own file: its templates (llama_server_tuning's default) are templated, as Ansible does.
+    defaults = trusted(yaml.safe_load((template.parents[1] / "defaults" / "main.yml").read_text()))
     rendered = {k: v for k, v in {**defaults, **GOOD}.items() if k.startswith(prefix)}
-    return env.from_string(template.read_text()).render(**{**rendered, **extra, **values})
+    variables = {**rendered, **extra, **values}
+    if role == "llama_server":  # its command is built by vars/main.yml's filter, the template joins it
+        variables = with_commands(variables)
+    return env.from_string(template.read_text()).render(**variables)
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +203,11 @@ def test_refused_or_safe(outcomes, role, name, how, value, tmp_path):
         return
     assert how != "newline", f"{name} with a newline passed every check"
     template = UNITS.get(role, (UNIT,))[0]
-    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name}\)* %}}", template.read_text()):  # rendered as a value
+    # Rendered as a value: by the template, or (llama-server's command) passed as is to server_command by
+    # vars/main.yml (not llama_server_api_key, of which the command gets only whether it is set).
+    inputs = VARS_FILE.read_text() if template == UNIT else ""
+    if re.search(rf"{{{{ {name}\b|in {name} %}}|else {name}\)* %}}", template.read_text()) or re.search(
+            rf'"{{{{ {name}( \| default\([^)]*\))? }}}}"', inputs):
         unit = render_unit(role if role in UNITS else "llama_server", **{name: value})
         argv = split_command_line(exec_start(unit))
         for item in value if isinstance(value, list) else [value]:

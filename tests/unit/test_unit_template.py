@@ -7,17 +7,12 @@ from pathlib import Path
 
 import jinja2
 import pytest
-import yaml
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
-from ansible_collections.cpu_llm.infra.plugins.filter.llm_server_instances import llm_server_commands
 from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
-from role_vars import trusted  # tests/support (on the path through pytest.ini)
+from llama_server_unit import with_commands  # tests/support (on the path through pytest.ini)
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "llama_server"
 TEMPLATE = ROLE / "templates" / "llama-server.service.j2"
-VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
 BASE = {
     "ansible_managed": "managed", "llama_server_model_path": "/srv/m/model-00001-of-00003.gguf",
     "llama_server_user": "llama", "llama_server_group": "llama", "llama_server_numactl_args": ["--interleave=all"],
@@ -30,15 +25,8 @@ BASE = {
 
 
 def context(overrides):
-    """The template's variables: the role's, and the instance's command as vars/main.yml builds it (Ansible's
-    Templar over the role's own __llama_server_command_inputs, then the filter the role calls)."""
-    variables = dict(BASE, **overrides)
-    [single] = server_instances.instances("single", "llm-1", BASE["llama_server_port"])
-    instance = variables.setdefault("__llama_server_instance", single)
-    inputs = Templar(loader=DataLoader(), variables=variables).template(
-        trusted(VARS["__llama_server_command_inputs"]))
-    variables["__llama_server_commands"] = llm_server_commands([instance], inputs)
-    return variables
+    """The template's variables: the role's, and the instance's command as vars/main.yml builds it."""
+    return with_commands(dict(BASE, **overrides))
 
 
 def render(trim_blocks=False, **overrides):
