@@ -165,14 +165,14 @@ def test_bad_secret_is_refused_without_being_shown(request, index, bad, message,
     assert secret not in output
 
 
-def server_tasks(result):
-    """The tasks of site.yml's play on the servers (the gateway's play before it has no host here)."""
-    return next(p for p in result["plays"] if p["play"]["name"].startswith("Prepare the servers"))["tasks"]
+def play_tasks(result, name="Check every host's inputs"):
+    """The tasks of one of site.yml's plays (by default the first, where every host's inputs are checked)."""
+    return next(p for p in result["plays"] if p["play"]["name"].startswith(name))["tasks"]
 
 
 def check_refused(rc, result, message, host="localhost"):
     assert rc != 0
-    tasks = server_tasks(result)
+    tasks = play_tasks(result)
     failed = [(t, t["hosts"][host]) for t in tasks if t["hosts"].get(host, {}).get("failed")]
     assert failed, "the play did not fail"
     task, res = failed[0]
@@ -184,14 +184,31 @@ def check_refused(rc, result, message, host="localhost"):
     assert not any(t["hosts"].get(host, {}).get("changed") for t in before)
 
 
-def test_good_input_passes_every_check(batch):
-    """The baseline: with nothing wrong, the play gets past all checks (and every role's spec) and
-    only fails where it first needs the network (GOOD points the endpoint at a closed port)."""
+def test_a_good_host_stops_when_another_hosts_inputs_are_wrong(batch):
+    """In the batch every other host is refused: the good host passes all its checks, then stops at the input
+    play's last task, which names the refused hosts; no later play runs on it."""
     rc, result, _ = batch
     assert rc != 0
-    tasks = server_tasks(result)
-    failed = [t for t in tasks if t["hosts"].get("good", {}).get("failed")]
-    assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]
-    names = [t["task"]["name"] for t in tasks if "good" in t["hosts"]]
+    tasks = play_tasks(result)
+    failed = [(t["task"]["name"], t["hosts"]["good"]) for t in tasks if t["hosts"].get("good", {}).get("failed")]
+    assert [name for name, _ in failed] == ["Stop every host when any host's inputs are wrong"], failed
+    assert "no host was changed" in failed[0][1]["msg"] and "case-0" in failed[0][1]["msg"]
+    assert "good" not in failed[0][1]["msg"].split(":")[1]
+    assert not any(t["hosts"].get("good", {}).get("changed") for t in tasks)
+    later = [p for p in result["plays"] if not p["play"]["name"].startswith("Check every host's inputs")]
+    assert not any("good" in t["hosts"] for p in later for t in p["tasks"])
+
+
+def test_good_input_passes_every_check():
+    """The baseline, alone: with nothing wrong, the run gets past all checks (and every role's spec) and
+    only fails where it first needs the network (GOOD points the endpoint at a closed port)."""
+    rc, result = run_site({})
+    assert rc != 0
+    checks = play_tasks(result)
+    assert not any(t["hosts"].get("localhost", {}).get("failed") for t in checks)
+    names = [t["task"]["name"] for t in checks if "localhost" in t["hosts"]]
     for role in ("llm", "os_tuning", "llama_cpp", "gguf_model", "llama_server", "preflight"):
         assert any(n.startswith(f"{role} : Validating arguments") for n in names), role
+    tasks = play_tasks(result, "Prepare the servers")
+    failed = [t for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
+    assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]

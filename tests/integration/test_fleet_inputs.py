@@ -1,0 +1,99 @@
+"""A fleet's inputs are checked together: one wrong value on any host stops every host before any changes.
+
+site.yml (check mode) against a fleet-shaped inventory of aliases of this machine: a gateway, an RPC worker
+and two servers (one the worker's head). One run has a wrong value on the gateway, the worker and one
+server at once: each of those is refused at its own input check, naming the variable; the good server stops
+at the input play's last task, naming the refused hosts; no host runs a task of a later play, and none
+reported a change. A second run, all good, passes the input play on every host.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMON = {
+    "ansible_connection": "local", "ansible_become": False, "ansible_python_interpreter": sys.executable,
+    "gguf_model_repo": "org/model-GGUF", "gguf_model_endpoint": "http://127.0.0.1:9",
+    "gguf_model_files": [{"name": "model-Q6_K.gguf", "sha256": "0" * 64}],
+}
+WORKER = {"llm_rpc_head": "head", "llm_rpc_worker_address": "127.0.0.1",
+          "llm_rpc_worker_allowed_sources": ["127.0.0.1"]}
+BAD = {
+    "gw": ({"llm_gateway_timeout_server": 5}, "llm_gateway_timeout_server must be 60-86400 seconds"),
+    "worker": ({"llm_rpc_worker_allowed_sources": ["somewhere"]}, "llm_rpc_worker_allowed_sources"),
+    "plain": ({"llama_server_port": 70000}, "llama_server_port must be 1-65535"),
+}
+INPUT_PLAY = "Check every host's inputs"
+STOP = "Stop every host when any host's inputs are wrong"
+
+
+def inventory(bad):
+    """The fleet, with `bad` ({host: its wrong values}) on top."""
+    def host(name, values=None):
+        return {name: {**(values or {}), **bad.get(name, {})}}
+    return {"all": {"vars": COMMON, "children": {
+        "llm_gateway": {"hosts": host("gw")},
+        "llm_rpc_workers": {"hosts": host("worker", WORKER)},
+        "llm_servers": {"hosts": {**host("head"), **host("plain")}},
+    }}}
+
+
+def run_site(tmp, bad):
+    path = Path(tmp) / "hosts.json"
+    path.write_text(json.dumps(inventory(bad)))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOCALHOST_WARNING="0")
+    out = subprocess.run(["ansible-playbook", "site.yml", "-i", str(path), "-f", "8", "--check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=False, timeout=600)
+    try:
+        return out.returncode, json.loads(out.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(out.stderr[-2000:]) from None
+
+
+def failures(tasks, host):
+    return [(t["task"]["name"], t["hosts"][host]) for t in tasks if t["hosts"].get(host, {}).get("failed")]
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    return run_site(tmp_path_factory.mktemp("fleet_bad"), {h: values for h, (values, _) in BAD.items()})
+
+
+@pytest.mark.parametrize("host", sorted(BAD))
+def test_each_wrong_host_is_refused_at_its_own_check(refused, host):
+    rc, result = refused
+    assert rc != 0
+    [play] = [p for p in result["plays"] if p["play"]["name"].startswith(INPUT_PLAY)]
+    [(task, res)] = failures(play["tasks"], host)
+    assert task.split(" : ")[-1].startswith(("Validating arguments", "Check ")), task
+    assert BAD[host][1] in json.dumps(res), res.get("msg")
+
+
+def test_the_good_server_stops_and_no_host_goes_on(refused):
+    rc, result = refused
+    assert rc != 0
+    plays = result["plays"]
+    assert plays[0]["play"]["name"].startswith(INPUT_PLAY)
+    [(task, res)] = failures(plays[0]["tasks"], "head")
+    assert task == STOP
+    assert all(h in res["msg"] for h in BAD) and "no host was changed" in res["msg"]
+    assert not any(res.get("changed") for t in plays[0]["tasks"] for res in t["hosts"].values())
+    # No later play ran a task anywhere: the gateway's haproxy.cfg, the worker's build, the servers' tuning.
+    assert not [t["task"]["name"] for p in plays[1:] for t in p["tasks"] if t["hosts"]]
+
+
+def test_a_good_fleet_passes_the_input_play(tmp_path):
+    _, result = run_site(tmp_path, {})
+    play = result["plays"][0]
+    assert play["play"]["name"].startswith(INPUT_PLAY)
+    for host in ("gw", "worker", "head", "plain"):
+        assert not failures(play["tasks"], host), (host, failures(play["tasks"], host)[:1])
+    ran = {h for t in play["tasks"] for h, res in t["hosts"].items() if not res.get("skipped")
+           and t["task"]["name"].startswith(("llm_gateway : ", "llm_rpc_worker : ", "llama_server : "))}
+    assert ran == {"gw", "worker", "head", "plain"}
