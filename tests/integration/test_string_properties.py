@@ -26,6 +26,7 @@ import jinja2
 import pytest
 import yaml
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_allowed_networks, systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
 from llama_server_unit import VARS_FILE, with_commands  # tests/support (on the path through pytest.ini)
 from playbook_json import first_failures
@@ -149,6 +150,7 @@ def render_unit(role="llama_server", **values):
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
+    env.filters["cpu_llm.infra.systemd_sandbox"] = systemd_sandbox
     env.filters["cpu_llm.infra.llm_allowed_networks"] = llm_allowed_networks
     # The role's own file: its templates (llama_server_tuning's default) are templated, as Ansible does.
     defaults = trusted(yaml.safe_load((template.parents[1] / "defaults" / "main.yml").read_text()))

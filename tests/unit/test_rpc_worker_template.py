@@ -11,6 +11,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_allowed_networks, systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils.systemd_syntax import exec_start, split_command_line
 from role_vars import trusted  # tests/support (on the path through pytest.ini)
 
@@ -29,6 +30,7 @@ def render(template, **overrides):
                              trim_blocks=True)
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
+    env.filters["cpu_llm.infra.systemd_sandbox"] = systemd_sandbox
     env.filters["cpu_llm.infra.llm_allowed_networks"] = llm_allowed_networks
     return env.from_string((ROLE / "templates" / template).read_text()).render(**dict(BASE, **overrides))
 
