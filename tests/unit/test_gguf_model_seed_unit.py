@@ -7,6 +7,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ def declaration(number, **overrides):
 def render(per_host=None):
     declarations = {f"llm-{n}": declaration(n, **(per_host or {}).get(n, {})) for n in (1, 2, 3)}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)  # noqa: S701 (a unit)
+    env.filters["cpu_llm.infra.systemd_sandbox"] = systemd_sandbox
     return env.from_string(TEMPLATE.read_text()).render(
         ansible_managed="managed", __gguf_model_seed_dir=ROLE_VARS["__gguf_model_seed_dir"],
         __gguf_model_fleet=fleet.plan(declarations, "llm-1"))
