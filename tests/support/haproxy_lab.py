@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils.gateway_config import default_backends
 from role_vars import trusted  # tests/support
 
@@ -51,6 +52,9 @@ def render(template, variables):
     """roles/llm_gateway/templates/<template> rendered as the template module renders it (trim_blocks)."""
     text = trust_as_template((ROLE / "templates" / template).read_text())
     templar = Templar(loader=DataLoader(), variables=variables)
+    # The collection's filters the templates use: a bare Templar has no collection loader to find them (and its
+    # public `environment` is deprecated since ansible-core 2.19, hence the engine's).
+    templar._engine.environment.filters["cpu_llm.infra.systemd_sandbox"] = systemd_sandbox
     return templar.template(text, escape_backslashes=False,
                             overrides={"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"})
 
