@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
+from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
 from llama_server_unit import with_commands  # tests/support (on the path through pytest.ini)
 
@@ -36,6 +37,7 @@ def render(trim_blocks=False, **overrides):
     env.filters["basename"] = lambda p: p.rsplit("/", 1)[-1]
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
     env.filters["cpu_llm.infra.systemd_quote"] = systemd_quote
+    env.filters["cpu_llm.infra.systemd_sandbox"] = systemd_sandbox
     return env.from_string(TEMPLATE.read_text()).render(**context(overrides))
 
 
