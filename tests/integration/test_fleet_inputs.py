@@ -1,10 +1,11 @@
 """A fleet's inputs are checked together: one wrong value on any host stops every host before any changes.
 
 site.yml (check mode) against a fleet-shaped inventory of aliases of this machine: a gateway, an RPC worker
-and two servers (one the worker's head). One run has a wrong value on the gateway, the worker and one
-server at once: each of those is refused at its own input check, naming the variable; the good server stops
-at the input play's last task, naming the refused hosts; no host runs a task of a later play, and none
-reported a change. A second run, all good, passes the input play on every host.
+and three servers (one the worker's head, one also a gateway). One run has a wrong value on the gateway,
+the worker, one server and the host that is both (its two roles on one port) at once: each of those is
+refused at its own input check, naming the variable; the good server stops at the input play's last task,
+naming the refused hosts; no host runs a task of a later play, and none reported a change. A second run,
+all good, passes the input play on every host.
 """
 
 import json
@@ -26,8 +27,13 @@ WORKER = {"llm_rpc_head": "head", "llm_rpc_worker_address": "127.0.0.1",
 BAD = {
     "gw": ({"llm_gateway_timeout_server": 5}, "llm_gateway_timeout_server must be 60-86400 seconds"),
     "worker": ({"llm_rpc_worker_allowed_sources": ["somewhere"]}, "llm_rpc_worker_allowed_sources"),
-    "plain": ({"llama_server_port": 70000}, "llama_server_port must be 1-65535"),
+    "plain": ({"llama_server_alias": "my model"}, "llama_server_alias must be a model name"),
+    # Gateway and server on one host, both on 8080 (each role's own check passes): only compared across roles.
+    "both": ({"llm_gateway_port": 8080}, "llama_server_port (8080 on 127.0.0.1) and llm_gateway_port (8080 on 0.0.0.0)"
+                                         " would both listen on port 8080 of both"),
 }
+# "both" is a gateway and a server; a good run gives its gateway another port.
+GOOD_BOTH = {"llm_gateway_port": 8000}
 INPUT_PLAY = "Check every host's inputs"
 STOP = "Stop every host when any host's inputs are wrong"
 
@@ -37,9 +43,9 @@ def inventory(bad):
     def host(name, values=None):
         return {name: {**(values or {}), **bad.get(name, {})}}
     return {"all": {"vars": COMMON, "children": {
-        "llm_gateway": {"hosts": host("gw")},
+        "llm_gateway": {"hosts": {**host("gw"), **host("both", GOOD_BOTH)}},
         "llm_rpc_workers": {"hosts": host("worker", WORKER)},
-        "llm_servers": {"hosts": {**host("head"), **host("plain")}},
+        "llm_servers": {"hosts": {**host("head"), **host("plain"), **host("both", GOOD_BOTH)}},
     }}}
 
 
@@ -92,8 +98,8 @@ def test_a_good_fleet_passes_the_input_play(tmp_path):
     _, result = run_site(tmp_path, {})
     play = result["plays"][0]
     assert play["play"]["name"].startswith(INPUT_PLAY)
-    for host in ("gw", "worker", "head", "plain"):
+    for host in ("gw", "worker", "head", "plain", "both"):
         assert not failures(play["tasks"], host), (host, failures(play["tasks"], host)[:1])
     ran = {h for t in play["tasks"] for h, res in t["hosts"].items() if not res.get("skipped")
            and t["task"]["name"].startswith(("llm_gateway : ", "llm_rpc_worker : ", "llama_server : "))}
-    assert ran == {"gw", "worker", "head", "plain"}
+    assert ran == {"gw", "worker", "head", "plain", "both"}

@@ -8,6 +8,7 @@ the list is empty and shows it.
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    host_ports,
     input_checks,
     rpc_addresses,
     server_args,
@@ -77,9 +78,20 @@ def llm_allowed_networks(values):
     return rpc_addresses.source_networks(values)
 
 
+def llm_port_conflicts(listeners, host):
+    """Messages for the project's listeners on one host that would take the same port (module_utils/host_ports.py)."""
+    if not isinstance(listeners, list) or not all(isinstance(entry, dict) for entry in listeners):
+        raise AnsibleFilterError(f"llm_port_conflicts: expected a list of listeners, got {listeners!r}")
+    try:
+        return host_ports.conflicts(host, listeners)
+    except (TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"llm_port_conflicts: {exc}") from exc
+
+
 class FilterModule:
     def filters(self):
         return {
+            "llm_port_conflicts": llm_port_conflicts,
             "systemd_quote": systemd_quote,
             "llm_server_args_check": llm_server_args_check,
             "llm_path_check": llm_path_check,
