@@ -96,7 +96,7 @@ def test_the_smallest_node_decides_and_one_byte_decides(models):
 
 
 def fs_kv(model, context):
-    """KV bytes as sizing.kv_cache counts them (full layers x context + SWA layers x the window)."""
+    """KV bytes as memory_fit.kv_cache counts them (full layers x context + SWA layers x the window)."""
     return (model["kv_bytes_per_token"] * context
             + model.get("kv_swa_bytes_per_token", 0) * min(context, model.get("kv_swa_window") or context))
 

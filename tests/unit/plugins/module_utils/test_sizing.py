@@ -1,7 +1,7 @@
 """The one rule for "does it fit" and "is the hardware known", and the report built on them."""
 
 import pytest
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header, gpu_offload, sizing
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header, gpu_offload, memory_fit, sizing
 
 SEED = {
     "cpu_model": "AMD EPYC 9124 16-Core Processor", "sockets": 2, "cores": 32, "threads": 64, "numa_nodes": 2,
@@ -22,7 +22,7 @@ def test_unknown_hardware_is_named_and_skips_the_estimate():
 
 
 def test_ram_fit_is_model_plus_kv_plus_overhead_and_one_byte_decides():
-    mem = sizing.memory_need(DENSE, 4096, GIB4)
+    mem = memory_fit.memory_need(DENSE, 4096, GIB4)
     assert mem["total"] == DENSE["size_bytes"] + mem["kv"] + GIB4 and mem["kv"] > 0
     exact = dict(SEED, memory_total_bytes=mem["total"])
     assert sizing.size(exact, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)["ram_fits"] is True
@@ -35,15 +35,15 @@ def test_ram_fit_is_model_plus_kv_plus_overhead_and_one_byte_decides():
 
 def test_exact_kv_from_the_header_is_used_with_sliding_window_layers():
     model = dict(DENSE, kv_bytes_per_token=1000, kv_swa_bytes_per_token=10, kv_swa_window=128, kv_method="gqa+swa")
-    kv, how = sizing.kv_cache(model, 4096)
+    kv, how = memory_fit.kv_cache(model, 4096)
     assert kv == 1000 * 4096 + 10 * 128
     assert "GGUF header" in how and "gqa+swa" in how
-    assert sizing.kv_cache(model, 64)[0] == 1000 * 64 + 10 * 64
+    assert memory_fit.kv_cache(model, 64)[0] == 1000 * 64 + 10 * 64
 
 
 def test_disk_counts_only_what_is_missing_plus_the_margin():
-    assert sizing.disk_need(60, 5) == 65
-    assert sizing.disk_need(0, 5) == 5
+    assert memory_fit.disk_need(60, 5) == 65
+    assert memory_fit.disk_need(0, 5) == 5
     disk = {"free": 64, "missing": 60, "margin": 5, "path": "/srv/llm/models"}
     result = sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32, disk=disk)
     assert result["disk_fits"] is False and result["fits"] is False
@@ -93,13 +93,13 @@ def test_auto_quant_takes_the_best_that_fits_and_the_report_lists_every_candidat
     candidates = quant_candidates(repo)
     assert [c["quant"] for c in candidates] == ["Q8_0", "Q6_K", "Q4_K_M"]
     assert candidates[0]["size_bytes"] == 425 * 10**9 and len(candidates[0]["files"]) == 2
-    chosen, table = sizing.choose_quant(candidates, SEED["memory_total_bytes"], {"kv_bytes_per_token": 516096}, 8192,
-                                        GIB4)
+    chosen, table = memory_fit.choose_quant(candidates, SEED["memory_total_bytes"], {"kv_bytes_per_token": 516096},
+                                            8192, GIB4)
     # Q8_0 needs 425 GB + 4.2 GB KV + 4.3 GB > 412 GB; Q6_K fits.
     assert chosen == "Q6_K"
     assert [row["fits"] for row in table] == [False, True, True]
     assert table[1]["memory_needed_bytes"] == 330 * 10**9 + 516096 * 8192 + GIB4
-    assert sizing.choose_quant(candidates, 100 * 10**9, {"kv_bytes_per_token": 516096}, 8192, GIB4)[0] is None
+    assert memory_fit.choose_quant(candidates, 100 * 10**9, {"kv_bytes_per_token": 516096}, 8192, GIB4)[0] is None
 
     profile = {"size_bytes": 330 * 10**9, "quant": "Q6_K", "kv_bytes_per_token": 516096}
     result = sizing.size(SEED, profile, context_tokens=8192, threads=32, overhead_bytes=GIB4,
@@ -123,7 +123,7 @@ def test_auto_ranks_k_quants_above_legacy_quants_of_the_same_size():
 def test_auto_counts_the_sliding_window_cache_too():
     candidates = [{"quant": "Q8_0", "files": ["m.gguf"], "size_bytes": 1000}]
     swa = {"kv_bytes_per_token": 10, "kv_swa_bytes_per_token": 10, "kv_swa_window": 128}
-    table = sizing.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
+    table = memory_fit.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
     assert table[0]["memory_needed_bytes"] == 1000 + 10 * 4096 + 10 * 128
 
 

@@ -24,7 +24,7 @@ costs (rpc_split) come from reading llama.cpp's code and a chosen LAN latency, n
 import math
 import struct
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload, memory_fit
 from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as tm
 
 GB = 1e9
@@ -174,8 +174,6 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
     and render_lines shows no speed for it.
     Raises FleetError on bad input.
     """
-    from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing  # sizing may import this module
-
     hardware = _mapping(hardware, "hardware", "llm_hardware facts")
     model = _mapping(model, "model", "size_bytes, active_bytes, kv_bytes_per_token, ...")
     context_tokens = _whole(context_tokens, "context_tokens")
@@ -189,9 +187,9 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
         bandwidth_gbs = _positive(bandwidth_gbs, "bandwidth_gbs")
     node_memory, node_how = _node_memory(hardware, node_memory_bytes, nodes)
     try:
-        need = sizing.memory_need(model, context_tokens, overhead_bytes)["total"]
-        need_same = sizing.memory_need(model, context_tokens * nodes, overhead_bytes)["total"]
-    except sizing.SizingError as exc:
+        need = memory_fit.memory_need(model, context_tokens, overhead_bytes)["total"]
+        need_same = memory_fit.memory_need(model, context_tokens * nodes, overhead_bytes)["total"]
+    except memory_fit.SizingError as exc:
         raise FleetError(str(exc)) from None
     total = hardware.get("memory_total_bytes")
 

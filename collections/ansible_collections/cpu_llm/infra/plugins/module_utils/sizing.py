@@ -5,16 +5,20 @@ role's report and its stop, and playbooks/estimate.yml (hardware that does not e
 
 - Is the hardware known enough to estimate speed? `hardware_unknowns()`: the facts the
   throughput model needs (sockets, cores, NUMA nodes, populated channels, DIMM speed).
-- Does the model fit in RAM? `memory_need()`: the weights + the KV cache for every slot's context
-  + a fixed overhead (llama.cpp's compute buffers and the OS). The KV cache is exact when the
-  model's GGUF header was read (kv_bytes_per_token), else the throughput model's generic estimate.
-- Does it fit on disk? `disk_need()`: the bytes not on disk yet + a margin.
+- Does the model fit in RAM, on disk? memory_fit.py's `memory_need()` and `disk_need()` (weights +
+  KV cache + overhead; the bytes not on disk yet + a margin), the same arithmetic fleet_sizing counts.
 - The fleet parts (module_utils/fleet_sizing.py's arithmetic): `layouts_view()`, one interleaved
   llama-server vs one per NUMA node for the configured slots; `rpc_view()`, on an RPC head, the model
   split over the head and its workers, whose fit then replaces the head's own RAM fit.
 """
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_sizing, gpu_offload, throughput_model
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    fleet_sizing,
+    gpu_offload,
+    memory_fit,
+    throughput_model,
+)
+from ansible_collections.cpu_llm.infra.plugins.module_utils.memory_fit import SizingError
 
 GB = 1e9
 # What the throughput model needs to know about the host (llm_hardware fact names).
@@ -22,70 +26,9 @@ ESTIMATE_NEEDS = ("sockets", "cores", "numa_nodes", "memory_channels", "memory_s
 OVERRIDE_HINT = "set llm_hardware_overrides, e.g. {memory_channels: 12, memory_speed_mts: 4800}"
 
 
-class SizingError(ValueError):
-    """Bad input; the message names the field and the expected form."""
-
-
-def _int(mapping, key, name, default=None):
-    value = mapping.get(key, default)
-    if value is None:
-        raise SizingError(f"{name}.{key} is required (a whole number >= 0)")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SizingError(f"{name}.{key} must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise SizingError(f"{name}.{key} must be >= 0, got {value!r}")
-    return number
-
-
 def hardware_unknowns(hardware):
     """The facts the estimate needs but the host did not show (empty: the estimate can run)."""
     return [key for key in ESTIMATE_NEEDS if hardware.get(key) in (None, "", 0)]
-
-
-def kv_cache(model, context_tokens):
-    """(bytes, how) of the KV cache for context_tokens tokens over all slots."""
-    per_token = model.get("kv_bytes_per_token")
-    if per_token:
-        swa = int(model.get("kv_swa_bytes_per_token") or 0)
-        window = int(model.get("kv_swa_window") or 0)
-        exact = int(per_token) * context_tokens + swa * min(context_tokens, window or context_tokens)
-        return exact, f"from the GGUF header ({model.get('kv_method', 'per layer')})"
-    return throughput_model.kv_cache_bytes(model, context_tokens), "estimated from the size (header not read)"
-
-
-def memory_need(model, context_tokens, overhead_bytes):
-    """The RAM the service needs: {model, kv, kv_how, overhead, total} in bytes."""
-    size = _int(model, "size_bytes", "model")
-    kv, how = kv_cache(model, context_tokens)
-    return {"model": size, "kv": kv, "kv_how": how, "overhead": overhead_bytes,
-            "total": size + kv + overhead_bytes}
-
-
-def disk_need(missing_bytes, margin_bytes):
-    """Bytes of free disk needed: what is not on disk yet, plus the margin."""
-    return max(0, missing_bytes) + margin_bytes
-
-
-KV_KEYS = ("kv_bytes_per_token", "kv_swa_bytes_per_token", "kv_swa_window", "kv_method")
-
-
-def choose_quant(candidates, memory_total_bytes, kv_profile, context_tokens, overhead_bytes):
-    """The highest-quality candidate whose memory_need() fits; (chosen or None, candidates with fit and need).
-
-    candidates: quant_candidates() (best first). kv_profile: one quant's GGUF profile (or its KV keys);
-    the KV cache does not depend on the weights' quant, so it sizes every candidate.
-    """
-    kv = {key: kv_profile[key] for key in KV_KEYS if kv_profile.get(key)}
-    table, chosen = [], None
-    for candidate in candidates:
-        need = memory_need(dict(kv, size_bytes=candidate["size_bytes"]), context_tokens, overhead_bytes)["total"]
-        fits = need <= memory_total_bytes
-        table.append(dict(candidate, memory_needed_bytes=need, fits=fits))
-        if fits and chosen is None:
-            chosen = candidate["quant"]
-    return chosen, table
 
 
 def _warnings(hardware):
@@ -230,7 +173,7 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
                 f"RPC worker {endpoint}: its memory size is unknown ({worker.get('how') or 'no hardware given'}); "
                 "give it in preflight_rpc_worker_hardware, one entry per worker in preflight_rpc_workers' order, "
                 "e.g. [{memory_total_bytes: 206158430208}], or run the play with the worker's facts gathered")
-        ram = _int(own, "memory_total_bytes", f"rpc_workers[{index}].hardware")
+        ram = memory_fit.whole(own, "memory_total_bytes", f"rpc_workers[{index}].hardware")
         layout = {key: hardware[key] for key in WORKER_LAYOUT_KEYS if hardware.get(key) not in (None, "", 0)}
         merged = dict(layout, **{key: value for key, value in own.items() if value not in (None, "")})
         if any(own.get(key) in (None, "", 0) for key in ESTIMATE_NEEDS):
@@ -287,13 +230,14 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
     unknowns = hardware_unknowns(hardware)
     estimate = {} if unknowns else throughput_model.estimate(hardware, model, threads=threads, numa=numa)
-    memory = memory_need(model, context_tokens, overhead_bytes)
+    memory = memory_fit.memory_need(model, context_tokens, overhead_bytes)
     total_ram = hardware.get("memory_total_bytes")
     ram_fits = None if not total_ram else memory["total"] <= int(total_ram)
     disk_view = None
     if disk is not None:
-        needed = disk_need(_int(disk, "missing", "disk", memory["model"]), _int(disk, "margin", "disk", 0))
-        disk_view = {"free": _int(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
+        needed = memory_fit.disk_need(memory_fit.whole(disk, "missing", "disk", memory["model"]),
+                                      memory_fit.whole(disk, "margin", "disk", 0))
+        disk_view = {"free": memory_fit.whole(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
     disk_fits = None if disk_view is None else disk_view["needed"] <= disk_view["free"]
     warnings = list(estimate.get("warnings", [])) + _warnings(hardware)
     result = {
@@ -305,7 +249,7 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         "offload": offload_view(hardware, model, estimate, context_tokens, gpu_vram_bytes, gpu_bandwidth_gbs),
         "layouts": None, "rpc": None,
     }
-    parallel = _int({"parallel": parallel}, "parallel", "options")
+    parallel = memory_fit.whole({"parallel": parallel}, "parallel", "options")
     if parallel < 1:
         raise SizingError(f"parallel (slots) must be at least 1, got {parallel}")
     if rpc_workers:
