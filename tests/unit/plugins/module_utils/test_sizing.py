@@ -1,7 +1,13 @@
 """The one rule for "does it fit" and "is the hardware known", and the report built on them."""
 
 import pytest
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header, gpu_offload, memory_fit, sizing
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    gguf_header,
+    gpu_offload,
+    memory_fit,
+    sizing,
+    sizing_report,
+)
 
 SEED = {
     "cpu_model": "AMD EPYC 9124 16-Core Processor", "sockets": 2, "cores": 32, "threads": 64, "numa_nodes": 2,
@@ -231,7 +237,7 @@ def test_layouts_show_aggregate_tokens_for_the_slots_on_two_nodes(profiles, head
     assert result["layouts"]["per_node"]["tokens_per_second"] == alone["per_node"]["tokens_per_second"]
     lines = result["report"].splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("  Instances  "))
-    assert lines[at:at + len(fleet_sizing.render_lines(alone))] == fleet_sizing.render_lines(alone)
+    assert lines[at:at + len(sizing_report.fleet_lines(alone))] == sizing_report.fleet_lines(alone)
     assert f"{alone['interleaved']['tokens_per_second']:.2f} tok/s for 4 stream(s)" in lines[at]
     best = alone["per_node"]["tokens_per_second"]
     how = next(line for line in lines if line.startswith("             how: throughput_model per layout"))

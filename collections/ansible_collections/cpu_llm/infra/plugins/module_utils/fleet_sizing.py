@@ -1,7 +1,7 @@
 """A fleet, not a box: one llama-server per NUMA node, and one model split over several hosts with RPC.
 
 Plain Python, no Ansible imports. Two predictions, each next to today's layout (one llama-server under
-numactl --interleave=all, the sizing report's estimate), each with render_lines() for the sizing report:
+numactl --interleave=all, the sizing report's estimate), each worded by sizing_report.fleet_lines():
 
   instances_view()  one interleaved instance over all NUMA nodes vs one instance per node
                     (llama_server_instances: per_node: numactl --cpunodebind=N --membind=N, its own port,
@@ -171,7 +171,7 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
     recommended, why, node_memory_how, warnings}; each layout {instances, threads, slots, tokens_per_second,
     per_sequence_tokens_per_second, per_instance_tokens_per_second, bound, memory_bytes, memory_available_bytes,
     fits (None: RAM unknown)}. per_node with fits False is not possible on this host: it is never recommended
-    and render_lines shows no speed for it.
+    and sizing_report.fleet_lines shows no speed for it.
     Raises FleetError on bad input.
     """
     hardware = _mapping(hardware, "hardware", "llm_hardware facts")
@@ -237,37 +237,6 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
             "per_node": per_node, "same_slots": same_slots, "gain": gain, "gain_same_slots": gain_same,
             "recommended": recommended, "why": why, "node_memory_how": node_how, "numa": numa,
             "warnings": warnings}
-
-
-def _instances_lines(view):
-    nodes, slots = view["numa_nodes"], view["parallel"]
-    one, node, same = view["interleaved"], view["per_node"], view["same_slots"]
-
-    def speed(layout):
-        return (f"{layout['tokens_per_second']:.2f} tok/s for {layout['instances'] * layout['slots']} "
-                f"stream(s) ({layout['per_sequence_tokens_per_second']:.2f} each, {layout['bound']}-bound)")
-
-    def fit(layout, of):
-        if layout["fits"] is None:
-            return f"needs {_gb(layout['memory_bytes'])} GB {of} (RAM unknown)"
-        return (f"needs {_gb(layout['memory_bytes'])} of {_gb(layout['memory_available_bytes'])} GB {of}: "
-                + ("fits" if layout["fits"] else "does not fit"))
-
-    lines = [f"  Instances  one over all {nodes} NUMA node(s) (numactl --{view['numa']}, {one['threads']} threads, "
-             f"{slots} slot(s)): {speed(one)}; {fit(one, 'of the host')}"]
-    if nodes == 1:
-        lines.append("             one per NUMA node: the same layout on a one-node host")
-        return lines
-    head = (f"             one per NUMA node ({nodes} x numactl --cpunodebind=N --membind=N, {node['threads']} "
-            f"threads, {slots} slot(s) each): ")
-    if node["fits"] is False:
-        lines.append(head + f"not possible, {fit(node, 'per node')}")
-    else:
-        lines.append(head + f"{speed(node)}, x{view['gain']:.2f}; {fit(node, 'per node')}")
-        lines.append(f"             one interleaved with {nodes * slots} slots: {speed(same)}; "
-                     f"{fit(same, 'of the host')}")
-    lines.append(f"             -> {view['recommended'].replace('_', ' ')}: {view['why']}")
-    return lines
 
 
 # ============================================================================ 2. RPC split over hosts
@@ -451,11 +420,6 @@ class _Model:
         self.nodes.append(2)  # output norm + lm_head matmul
         self.input_bytes = layers["input_bytes"]
         self.n_embd, self.n_vocab = layers["n_embd"], layers["n_vocab"]
-
-
-def _span(indices):
-    """'0-39' for consecutive block indices, '7' for one."""
-    return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else str(indices[0])
 
 
 def _plan(m, hosts, costs, devices, placement, flags, *, overhead, link_gbps, latency_s, kv_tokens):
@@ -686,63 +650,5 @@ def rpc_split(model, hosts, *, context_tokens, parallel=1, overhead_bytes=0, n_g
             "link_gbps": link_gbps, "latency_s": latency_s, "warnings": warnings}
 
 
-def _plan_lines(plan):
-    lines = []
-    for row in plan["hosts"]:
-        parts = (["token_embd"] if row["input"] else []) + (
-            [f"blocks {_span(row['blocks'])}"] if row["blocks"] else []) + (["output"] if row["output"] else [])
-        if row["role"] == "worker" and not parts:
-            listed = row["endpoint"] in " ".join(plan["flags"]["head"])
-            lines.append(f"             worker {row['name']}: " + ("holds nothing" if listed else
-                                                                     "not needed (not in --rpc)"))
-            continue
-        lines.append(f"             {row['role']} {row['name']}: {' + '.join(parts)}; "
-                     f"{_gb(row['weights_bytes'])} GB weights + {_gb(row['kv_bytes'])} GB KV + "
-                     f"{_gb(row['overhead_bytes'])} GB overhead of {_gb(row['ram_bytes'])} GB: "
-                     f"{'fits' if row['fits'] else 'DOES NOT FIT'}, {row['seconds_per_token'] * 1e3:.0f} ms/token")
-    parts = plan["parts"]
-    lines.append(f"             predicted {plan['tokens_per_second']:.2f} tok/s: "
-                 f"{sum(parts['hosts'].values()) * 1e3:.0f} ms on the hosts one after the other + "
-                 f"{(parts['latency'] + parts['transfer']) * 1e3:.2f} ms network ({plan['rpc_devices']} round "
-                 f"trip(s), {plan['wire_bytes_per_token'] / 1e3:.0f} KB on the wire)")
-    return lines
-
-
-def _rpc_lines(split):
-    current, suggested, single = split["llama_cpp"], split["suggested"], split["single_host"]
-    hosts = current["hosts"]
-    lines = [f"  RPC split  {len(hosts)} hosts ({hosts[0]['name']}: llama-server; "
-             f"{', '.join(h['name'] for h in hosts[1:])}: ggml-rpc-server), {_gb(split['model_bytes'])} GB of "
-             f"weights + {_gb(split['kv_bytes'])} GB KV: adds capacity, not speed",
-             f"             {current['placement']}: llama-server {' '.join(current['flags']['head'])}"]
-    lines += _plan_lines(current)
-    if suggested is None:
-        lines.append("             suggested: none; the hosts' RAM cannot hold the model + KV + overhead")
-    elif not suggested["rpc_devices"]:
-        lines.append(f"             suggested: no split, {hosts[0]['name']} holds the model alone (llama-server "
-                     f"without --rpc): {suggested['tokens_per_second']:.2f} tok/s")
-    elif suggested["flags"]["head"] != current["flags"]["head"]:
-        lines.append(f"             suggested: llama-server {' '.join(suggested['flags']['head'])}")
-        lines += _plan_lines(suggested)
-    best = suggested or current
-    slower = best["seconds_per_token"] * single["tokens_per_second"] - 1
-    lines.append(f"             one host with all the RAM at {single['name']}'s speed: "
-                 f"{single['tokens_per_second']:.2f} tok/s; the split is {slower:.1%} slower and loads "
-                 f"{_gb(best['load_bytes_over_network'])} GB over the network at every start "
-                 "(ggml-rpc-server -c caches it on the workers' disks)")
-    return lines
-
-
-# ============================================================================ report
-
 def _gb(value):
     return f"{(value or 0) / GB:.1f}"
-
-
-def render_lines(result):
-    """Lines for the sizing report (two-space indent, text at column 13 as sizing.render) of
-    instances_view()'s or rpc_split()'s result."""
-    if not isinstance(result, dict) or result.get("kind") not in ("instances", "rpc"):
-        raise FleetError("result must be what instances_view() or rpc_split() returns")
-    lines = _instances_lines(result) if result["kind"] == "instances" else _rpc_lines(result)
-    return lines + [f"             note: {w}" for w in result["warnings"]]
