@@ -13,6 +13,8 @@ role's report and its stop, and playbooks/estimate.yml (hardware that does not e
 - The report and the failure message: sizing_report.py words them (`render()`, `failure()`).
 """
 
+from dataclasses import KW_ONLY, dataclass
+
 from ansible_collections.cpu_llm.infra.plugins.module_utils import (
     fleet_sizing,
     gpu_offload,
@@ -208,14 +210,17 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
             "assumed": assumed, "how": [f"{w['endpoint']}: {w.get('how') or 'given'}" for w in workers]}
 
 
-def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-         name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
-         parallel=1, rpc_workers=None, rpc_layers=None):
-    """Everything the sizing report shows, and whether the play may go on.
+@dataclass(frozen=True)
+class SizingRequest:
+    """What size() sizes: the host, the model, and how the service will run it.
 
+    hardware: llm_hardware facts (or the hardware given to playbooks/estimate.yml).
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
+    context_tokens: KV cells over all slots (llm_ctx_size x llm_parallel); threads, numa: the service's.
+    overhead_bytes: RAM beyond weights and KV (llm_memory_overhead_bytes).
     disk: {free, missing, margin, path}: bytes free, bytes of the model not on disk yet, bytes to keep free;
     None when there is no disk to check.
+    name, host: the model's and the host's names in the report (host localhost or None: not named).
     quant_choice: llm_choose_quant's {chosen, candidates} when the quant was chosen automatically.
     tuning: the autotune role's document from this host, when it has one (its measured bandwidth).
     gpu_vram_bytes, gpu_bandwidth_gbs: see offload_view.
@@ -223,9 +228,39 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     rpc_workers: on an RPC head, its workers (rpc_view); then the RAM fit is the split's: a model too big for
     the head alone that fits head + workers fits. Empty or None: this host alone, as before.
     rpc_layers: the head's llama_server_rpc_layers (--n-gpu-layers); None or -1: llama.cpp's default.
+    """
+
+    hardware: dict
+    model: dict
+    _: KW_ONLY
+    context_tokens: int
+    threads: int
+    numa: str = "interleave"
+    overhead_bytes: int = 0
+    disk: dict | None = None
+    name: str = "model"
+    host: str | None = None
+    quant_choice: dict | None = None
+    tuning: dict | None = None
+    gpu_vram_bytes: int = 0
+    gpu_bandwidth_gbs: float = 0
+    parallel: int = 1
+    rpc_workers: list | None = None
+    rpc_layers: int | None = None
+
+
+def size(request):
+    """Everything the sizing report shows for a SizingRequest, and whether the play may go on.
+
     Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, offload,
     layouts, rpc, report, failure}.
     """
+    if not isinstance(request, SizingRequest):
+        raise SizingError(f"size() takes a SizingRequest, got {type(request).__name__}")
+    hardware, model, context_tokens, threads = request.hardware, request.model, request.context_tokens, request.threads
+    numa, overhead_bytes, disk, name, host = (request.numa, request.overhead_bytes, request.disk, request.name,
+                                              request.host)
+    parallel, rpc_workers, rpc_layers = request.parallel, request.rpc_workers, request.rpc_layers
     if not isinstance(hardware, dict) or not isinstance(model, dict):
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
     unknowns = hardware_unknowns(hardware)
@@ -244,9 +279,10 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
         "estimate": estimate, "unknowns": unknowns, "memory": memory, "ram_fits": ram_fits,
         "disk": disk_view, "disk_fits": disk_fits, "fits": ram_fits is not False and disk_fits is not False,
         "warnings": warnings,
-        "quants": _quant_rows(hardware, model, quant_choice, unknowns, threads, numa),
-        "measured": measured_view(tuning, model),
-        "offload": offload_view(hardware, model, estimate, context_tokens, gpu_vram_bytes, gpu_bandwidth_gbs),
+        "quants": _quant_rows(hardware, model, request.quant_choice, unknowns, threads, numa),
+        "measured": measured_view(request.tuning, model),
+        "offload": offload_view(hardware, model, estimate, context_tokens, request.gpu_vram_bytes,
+                                request.gpu_bandwidth_gbs),
         "layouts": None, "rpc": None,
     }
     parallel = memory_fit.whole({"parallel": parallel}, "parallel", "options")
