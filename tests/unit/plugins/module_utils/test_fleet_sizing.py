@@ -189,9 +189,9 @@ def test_interleaved_with_the_same_slots_can_win(models):
 def test_bad_instances_input_names_the_argument(kwargs, named, models):
     arguments = {"hardware": SEED, "model": models["gpt-oss-120b"], "context_tokens": CONTEXT, "parallel": 1,
                  "threads": 32, **kwargs}
-    with pytest.raises(fs.FleetError, match=named):
+    with pytest.raises(fs.LayoutError, match=named):
         fs.instances_view(**arguments)
-    assert issubclass(fs.FleetError, ValueError)
+    assert issubclass(fs.LayoutError, ValueError)
 
 
 def test_instances_lines_are_in_the_report_column(models):
@@ -439,14 +439,14 @@ def test_rpc_lines_say_capacity_not_speed(models):
 def test_bad_rpc_input_names_the_argument(kwargs, named, models):
     arguments = {"model": models["gpt-oss-120b"], "hosts": [host("a", 192), host("b", 192), host("c", 192)],
                  "context_tokens": CONTEXT, **kwargs}
-    with pytest.raises(fs.FleetError, match=named):
+    with pytest.raises(fs.LayoutError, match=named):
         fs.rpc_split(**arguments)
 
 
 def test_a_profile_without_layers_is_refused(profiles):
-    with pytest.raises(fs.FleetError, match=r"layer_bytes\(headers\)"):
+    with pytest.raises(fs.LayoutError, match=r"layer_bytes\(headers\)"):
         fs.rpc_split(dict(profiles["deepseek-v3"]), [host("a", 192), host("b", 192)], context_tokens=CONTEXT)
-    with pytest.raises(fs.FleetError, match="result"):
+    with pytest.raises(fs.LayoutError, match="result"):
         sizing_report.fleet_lines({"kind": "box"})
 
 

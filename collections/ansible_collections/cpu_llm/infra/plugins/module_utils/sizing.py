@@ -93,7 +93,7 @@ def layouts_view(hardware, model, estimate, *, context_tokens, parallel, threads
     try:
         return fleet_sizing.instances_view(hardware, model, context_tokens=context_tokens, parallel=parallel,
                                            threads=threads, numa=numa, overhead_bytes=overhead_bytes)
-    except fleet_sizing.FleetError as exc:
+    except fleet_sizing.LayoutError as exc:
         raise SizingError(f"layouts: {exc}") from None
 
 
@@ -203,7 +203,7 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
     try:
         split = fleet_sizing.rpc_split(model, hosts, context_tokens=context_tokens, parallel=parallel,
                                        overhead_bytes=overhead_bytes, n_gpu_layers=n_gpu_layers)
-    except fleet_sizing.FleetError as exc:
+    except fleet_sizing.LayoutError as exc:
         raise SizingError(f"RPC split: {exc}") from None
     return {"split": split, "why_not": "", "fits": bool(split["llama_cpp"]["fits"]),
             "any_fits": split["suggested"] is not None, "n_gpu_layers": n_gpu_layers, "speed_unknowns": unknowns,

@@ -203,7 +203,7 @@ def failure(hardware, model, result, name):
 def fleet_lines(result):
     """Lines of fleet_sizing.instances_view()'s or rpc_split()'s result."""
     if not isinstance(result, dict) or result.get("kind") not in ("instances", "rpc"):
-        raise fleet_sizing.FleetError("result must be what instances_view() or rpc_split() returns")
+        raise fleet_sizing.LayoutError("result must be what instances_view() or rpc_split() returns")
     lines = _instances_lines(result) if result["kind"] == "instances" else _split_lines(result)
     return lines + [f"             note: {w}" for w in result["warnings"]]
 
