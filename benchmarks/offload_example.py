@@ -27,6 +27,7 @@ import make_gguf  # noqa: E402
 from ansible_collections.cpu_llm.infra.plugins.module_utils import (  # noqa: E402
     gguf_header,
     gpu_offload,
+    sizing_report,
     throughput_model,
 )
 
@@ -60,12 +61,12 @@ def main(argv=None):
         speed = gpu_offload.predict(offload, cpu_estimate=estimate, gpu_bandwidth_gbs=RTX_4090_GBS)
         print(f"\n{name}: {hardware['cpu_model']} x{hardware['sockets']}, {hardware['memory_channels']} channels, "
               f"CPU-only effective {estimate['effective_bandwidth_gbs']} GB/s")
-        print("\n".join(gpu_offload.render_lines(offload, speed)))
+        print("\n".join(sizing_report.offload_lines(offload, speed)))
         print(f"  read per token: {speed['gpu_read_bytes_per_token'] / 1e9:.2f} GB on GPU, "
               f"{speed['ram_read_bytes_per_token'] / 1e9:.2f} GB in RAM, {speed['hops']} hops")
     lean = gpu_offload.plan(layers, vram_bytes=vram, context_tokens=CONTEXT, op_offload=False)
     print("\nwithout op offload (--no-op-offload):")
-    print("\n".join(gpu_offload.render_lines(lean)))
+    print("\n".join(sizing_report.offload_lines(lean)))
 
 
 if __name__ == "__main__":

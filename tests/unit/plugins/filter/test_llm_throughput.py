@@ -84,7 +84,7 @@ def test_result_keys_and_consistency():
     assert result["tokens_per_second"] < result["tokens_per_second_ceiling"]
     assert result["seconds_per_token"] == pytest.approx(1 / result["tokens_per_second"], rel=1e-3)
     assert result["bound"] in ("memory", "compute")
-    assert "fits_in_memory" not in result, "RAM fit has one rule: module_utils/sizing.py"
+    assert "fits_in_memory" not in result, "RAM fit has one rule: module_utils/memory_fit.py"
     # The seed thread's claim: 1-2 tokens/s for a 400B Q6_K model on this build.
     assert 1.0 <= result["tokens_per_second"] <= 2.5
 

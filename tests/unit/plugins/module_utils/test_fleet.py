@@ -132,14 +132,15 @@ def test_a_source_that_is_gone_leaves_the_follower_without_a_url():
 def test_a_chain_of_sources_is_refused_naming_the_variable():
     declarations = {"llm-1": host("llm-1", source="llm-2"), "llm-2": host("llm-2", source="llm-3"),
                     "llm-3": host("llm-3", source="")}
-    with pytest.raises(fleet.FleetError, match="gguf_model_fleet_source of llm-1 is llm-2, but llm-2 fetches from "
-                                               "llm-3 itself"):
+    with pytest.raises(fleet.DownloadSourceError,
+                       match="gguf_model_fleet_source of llm-1 is llm-2, but llm-2 fetches from llm-3 itself"):
         fleet.plan(declarations, "llm-3")
 
 
 def test_a_follower_without_addresses_fails_itself_not_its_source():
     declarations = fleet_of("llm-1", "llm-2", "llm-3", llm_3={"addresses": []})
-    with pytest.raises(fleet.FleetError, match=r"llm-3 fetches the model from llm-1 .* its facts list no IP address"):
+    with pytest.raises(fleet.DownloadSourceError,
+                       match=r"llm-3 fetches the model from llm-1 .* its facts list no IP address"):
         fleet.plan(declarations, "llm-3")
     assert fleet.plan(declarations, "llm-1")["seed"]["followers"] == ["llm-2", "llm-3"]
     assert "10.0.0.2" in fleet.plan(declarations, "llm-1")["seed"]["allow"]
@@ -176,5 +177,6 @@ def test_the_address_of_a_source_is_checked_where_it_goes_into_a_url():
     """A source whose own gguf_model_fleet_source is '' skips validate.yml's address check."""
     declarations = fleet_of("llm-1", "llm-2", llm_1={"source": "", "address": "llm-1:8089/x"})
     for name in declarations:  # every host stops, before any download
-        with pytest.raises(fleet.FleetError, match="gguf_model_fleet_address of llm-1 must be an IP address or a "):
+        with pytest.raises(fleet.DownloadSourceError,
+                           match="gguf_model_fleet_address of llm-1 must be an IP address or a "):
             fleet.plan(declarations, name)

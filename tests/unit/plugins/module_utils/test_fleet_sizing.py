@@ -10,6 +10,7 @@ import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_sizing as fs
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header as gh
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload as go
+from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing_report
 from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as tm
 
 GB = 10**9
@@ -50,7 +51,7 @@ def test_one_node_gives_equal_layouts(models):
     assert node["per_sequence_tokens_per_second"] == one["per_sequence_tokens_per_second"]
     assert node["threads"] == one["threads"] == 16 and node["instances"] == 1
     assert view["gain"] == 1 and view["recommended"] == "interleaved"
-    assert "the same layout on a one-node host" in "\n".join(fs.render_lines(view))
+    assert "the same layout on a one-node host" in "\n".join(sizing_report.fleet_lines(view))
 
 
 def test_per_node_beats_interleaved_on_two_nodes_when_the_model_fits_a_node(models):
@@ -75,7 +76,7 @@ def test_per_node_is_refused_when_the_model_does_not_fit_a_node(models):
     view = fs.instances_view(SEED, model, context_tokens=CONTEXT, parallel=1, threads=32, overhead_bytes=GIB4)
     assert view["interleaved"]["fits"] is True and view["per_node"]["fits"] is False
     assert view["recommended"] == "interleaved" and "not possible" in view["why"]
-    lines = fs.render_lines(view)
+    lines = sizing_report.fleet_lines(view)
     per_node = next(line for line in lines if "one per NUMA node" in line)
     assert "not possible" in per_node and "tok/s" not in per_node
 
@@ -96,7 +97,7 @@ def test_the_smallest_node_decides_and_one_byte_decides(models):
 
 
 def fs_kv(model, context):
-    """KV bytes as sizing.kv_cache counts them (full layers x context + SWA layers x the window)."""
+    """KV bytes as memory_fit.kv_cache counts them (full layers x context + SWA layers x the window)."""
     return (model["kv_bytes_per_token"] * context
             + model.get("kv_swa_bytes_per_token", 0) * min(context, model.get("kv_swa_window") or context))
 
@@ -188,15 +189,15 @@ def test_interleaved_with_the_same_slots_can_win(models):
 def test_bad_instances_input_names_the_argument(kwargs, named, models):
     arguments = {"hardware": SEED, "model": models["gpt-oss-120b"], "context_tokens": CONTEXT, "parallel": 1,
                  "threads": 32, **kwargs}
-    with pytest.raises(fs.FleetError, match=named):
+    with pytest.raises(fs.LayoutError, match=named):
         fs.instances_view(**arguments)
-    assert issubclass(fs.FleetError, ValueError)
+    assert issubclass(fs.LayoutError, ValueError)
 
 
 def test_instances_lines_are_in_the_report_column(models):
     view = fs.instances_view(SEED, models["qwen3-235b-a22b"], context_tokens=4 * CONTEXT, parallel=4, threads=32,
                              overhead_bytes=GIB4)
-    lines = fs.render_lines(view)
+    lines = sizing_report.fleet_lines(view)
     assert lines[0].startswith("  Instances  one over all 2 NUMA node(s) (numactl --interleave, 32 threads")
     assert all(line.startswith(" " * 13) for line in lines[1:])
     text = "\n".join(lines)
@@ -319,7 +320,7 @@ def test_an_unneeded_worker_is_left_out(models):
     assert plan["rpc_devices"] == 1 and plan["flags"]["head"][:2] == ["--rpc", "b:50052"]
     assert plan["hosts"][2]["blocks"] == [] and plan["hosts"][2]["weights_bytes"] == 0
     assert set(plan["flags"]["workers"]) == {"b"}
-    assert "worker c: not needed (not in --rpc)" in "\n".join(fs.render_lines(split))
+    assert "worker c: not needed (not in --rpc)" in "\n".join(sizing_report.fleet_lines(split))
 
 
 def test_a_model_that_fits_the_head_is_not_split(models):
@@ -329,7 +330,7 @@ def test_a_model_that_fits_the_head_is_not_split(models):
     assert plan["rpc_devices"] == 0 and plan["flags"]["head"] == ["--n-gpu-layers", "0"]
     assert plan["flags"]["workers"] == {} and plan["hosts"][0]["blocks"] == list(range(36))
     assert plan["tokens_per_second"] == pytest.approx(split["single_host"]["tokens_per_second"])
-    assert "suggested: no split, a holds the model alone" in "\n".join(fs.render_lines(split))
+    assert "suggested: no split, a holds the model alone" in "\n".join(sizing_report.fleet_lines(split))
 
 
 def test_a_split_is_slower_than_one_host_with_all_the_ram(models):
@@ -387,7 +388,7 @@ def test_nothing_fits_means_no_suggestion(models):
     split = fs.rpc_split(models["deepseek-v3"], [host("a", 128), host("b", 128), host("c", 128)],
                          context_tokens=CONTEXT, overhead_bytes=GIB4)
     assert split["suggested"] is None and split["llama_cpp"]["fits"] is False
-    assert "suggested: none" in "\n".join(fs.render_lines(split))
+    assert "suggested: none" in "\n".join(sizing_report.fleet_lines(split))
 
 
 def test_a_host_with_only_a_measured_bandwidth_reads_at_it(models):
@@ -403,7 +404,7 @@ def test_a_host_with_only_a_measured_bandwidth_reads_at_it(models):
 def test_rpc_lines_say_capacity_not_speed(models):
     split = fs.rpc_split(models["deepseek-v3"], [host("a", 192), host("b", 192), host("c", 192)],
                          context_tokens=CONTEXT, overhead_bytes=GIB4)
-    lines = fs.render_lines(split)
+    lines = sizing_report.fleet_lines(split)
     assert lines[0].startswith("  RPC split  3 hosts (a: llama-server; b, c: ggml-rpc-server)")
     assert "adds capacity, not speed" in lines[0]
     assert all(line.startswith(" " * 13) for line in lines[1:])
@@ -438,15 +439,15 @@ def test_rpc_lines_say_capacity_not_speed(models):
 def test_bad_rpc_input_names_the_argument(kwargs, named, models):
     arguments = {"model": models["gpt-oss-120b"], "hosts": [host("a", 192), host("b", 192), host("c", 192)],
                  "context_tokens": CONTEXT, **kwargs}
-    with pytest.raises(fs.FleetError, match=named):
+    with pytest.raises(fs.LayoutError, match=named):
         fs.rpc_split(**arguments)
 
 
 def test_a_profile_without_layers_is_refused(profiles):
-    with pytest.raises(fs.FleetError, match=r"layer_bytes\(headers\)"):
+    with pytest.raises(fs.LayoutError, match=r"layer_bytes\(headers\)"):
         fs.rpc_split(dict(profiles["deepseek-v3"]), [host("a", 192), host("b", 192)], context_tokens=CONTEXT)
-    with pytest.raises(fs.FleetError, match="result"):
-        fs.render_lines({"kind": "box"})
+    with pytest.raises(fs.LayoutError, match="result"):
+        sizing_report.fleet_lines({"kind": "box"})
 
 
 def test_float_split_points_match_llama_cpp_on_awkward_proportions():

@@ -13,6 +13,7 @@ import make_gguf  # tests/support/make_gguf.py (on the path through pytest.ini)
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header as gh
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload as go
+from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing_report
 from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as tm
 
 GiB = 1 << 30
@@ -343,13 +344,13 @@ def test_render_lines_show_the_split_flags_and_speeds(layers, profiles):
     estimate = tm.estimate(HOST, profiles["deepseek-v3"], threads=32)
     offload = go.plan(layers["deepseek-v3"], vram_bytes=24 * GiB, context_tokens=CONTEXT)
     speed = go.predict(offload, cpu_estimate=estimate, gpu_bandwidth_gbs=RTX_4090_GBS)
-    text = "\n".join(go.render_lines(offload, speed))
+    text = "\n".join(sizing_report.offload_lines(offload, speed))
     assert f"--n-gpu-layers 62 --n-cpu-moe {offload['n_cpu_moe']}" in text
     assert f"{offload['gpu_bytes'] / 1e9:.1f} GB on GPU" in text
     assert f"{offload['ram_bytes'] / 1e9:.1f} GB in RAM" in text
     assert f"predicted {speed['tokens_per_second']:.1f} tok/s vs {estimate['tokens_per_second']:.1f} CPU-only" in text
     assert all(line.startswith("  ") for line in text.splitlines())
-    cpu_only = go.render_lines(go.plan(layers["deepseek-v3"], vram_bytes=0, context_tokens=CONTEXT))
+    cpu_only = sizing_report.offload_lines(go.plan(layers["deepseek-v3"], vram_bytes=0, context_tokens=CONTEXT))
     assert "nothing offloaded (--n-gpu-layers 0)" in cpu_only[0] and len(cpu_only) == 2
 
 

@@ -1,7 +1,13 @@
 """The one rule for "does it fit" and "is the hardware known", and the report built on them."""
 
 import pytest
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gguf_header, gpu_offload, sizing
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    gguf_header,
+    gpu_offload,
+    memory_fit,
+    sizing,
+    sizing_report,
+)
 
 SEED = {
     "cpu_model": "AMD EPYC 9124 16-Core Processor", "sockets": 2, "cores": 32, "threads": 64, "numa_nodes": 2,
@@ -11,9 +17,14 @@ DENSE = {"size_bytes": 300_000_000_000, "quant": "Q6_K"}
 GIB4 = 4 * 2**30
 
 
+def size(hardware, model, **options):
+    """sizing.size() of a SizingRequest for this host and model."""
+    return sizing.size(sizing.SizingRequest(hardware, model, **options))
+
+
 def test_unknown_hardware_is_named_and_skips_the_estimate():
     container = dict(SEED, memory_channels=None, memory_speed_mts=None, dmi_status="dmidecode is not installed")
-    result = sizing.size(container, DENSE, context_tokens=4096, threads=2, overhead_bytes=GIB4)
+    result = size(container, DENSE, context_tokens=4096, threads=2, overhead_bytes=GIB4)
     assert result["unknowns"] == ["memory_channels", "memory_speed_mts"]
     assert result["estimate"] == {}
     assert "Tokens/s   unknown: memory_channels, memory_speed_mts unknown (dmidecode is not installed)" \
@@ -22,12 +33,12 @@ def test_unknown_hardware_is_named_and_skips_the_estimate():
 
 
 def test_ram_fit_is_model_plus_kv_plus_overhead_and_one_byte_decides():
-    mem = sizing.memory_need(DENSE, 4096, GIB4)
+    mem = memory_fit.memory_need(DENSE, 4096, GIB4)
     assert mem["total"] == DENSE["size_bytes"] + mem["kv"] + GIB4 and mem["kv"] > 0
     exact = dict(SEED, memory_total_bytes=mem["total"])
-    assert sizing.size(exact, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)["ram_fits"] is True
+    assert size(exact, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)["ram_fits"] is True
     short = dict(SEED, memory_total_bytes=mem["total"] - 1)
-    result = sizing.size(short, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)
+    result = size(short, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4)
     assert result["ram_fits"] is False and result["fits"] is False
     assert "needs 306.3 GB of RAM" in result["failure"] and "preflight_ignore_fit" in result["failure"]
     assert "Disk" not in result["failure"]
@@ -35,43 +46,43 @@ def test_ram_fit_is_model_plus_kv_plus_overhead_and_one_byte_decides():
 
 def test_exact_kv_from_the_header_is_used_with_sliding_window_layers():
     model = dict(DENSE, kv_bytes_per_token=1000, kv_swa_bytes_per_token=10, kv_swa_window=128, kv_method="gqa+swa")
-    kv, how = sizing.kv_cache(model, 4096)
+    kv, how = memory_fit.kv_cache(model, 4096)
     assert kv == 1000 * 4096 + 10 * 128
     assert "GGUF header" in how and "gqa+swa" in how
-    assert sizing.kv_cache(model, 64)[0] == 1000 * 64 + 10 * 64
+    assert memory_fit.kv_cache(model, 64)[0] == 1000 * 64 + 10 * 64
 
 
 def test_disk_counts_only_what_is_missing_plus_the_margin():
-    assert sizing.disk_need(60, 5) == 65
-    assert sizing.disk_need(0, 5) == 5
+    assert memory_fit.disk_need(60, 5) == 65
+    assert memory_fit.disk_need(0, 5) == 5
     disk = {"free": 64, "missing": 60, "margin": 5, "path": "/srv/llm/models"}
-    result = sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32, disk=disk)
+    result = size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32, disk=disk)
     assert result["disk_fits"] is False and result["fits"] is False
     assert "Disk: needs 0.0 GB free under /srv/llm/models" in result["failure"]
     assert "of RAM" not in result["failure"], "the RAM fits: the message must not blame it"
-    assert sizing.size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32,
-                       disk=dict(disk, free=65))["disk_fits"] is True
+    assert size(SEED, {"size_bytes": 100}, context_tokens=0, threads=32,
+                disk=dict(disk, free=65))["disk_fits"] is True
 
 
 def test_report_shows_experts_and_active_bytes_for_a_moe_model():
     moe = {"size_bytes": 404_000_000_000, "active_bytes": 24_000_000_000, "expert_count": 256,
            "expert_used_count": 8, "quant": "Q4_K_M"}
-    result = sizing.size(SEED, moe, context_tokens=4096, threads=32, name="deepseek-ai/DeepSeek-V3")
+    result = size(SEED, moe, context_tokens=4096, threads=32, name="deepseek-ai/DeepSeek-V3")
     assert "Experts  mixture of experts: 8 of 256 used per token, 24.00 GB read per token" in result["report"]
-    dense = sizing.size(SEED, DENSE, context_tokens=4096, threads=32)
+    dense = size(SEED, DENSE, context_tokens=4096, threads=32)
     assert result["estimate"]["tokens_per_second"] > 5 * dense["estimate"]["tokens_per_second"]
 
 
 def test_warnings_from_the_facts():
     facts = dict(SEED, numa_balancing=True, smt_active=True)
-    warnings = sizing.size(facts, DENSE, context_tokens=0, threads=32)["warnings"]
+    warnings = size(facts, DENSE, context_tokens=0, threads=32)["warnings"]
     assert any("numa_balancing" in w for w in warnings) and any("SMT is on" in w for w in warnings)
 
 
 @pytest.mark.parametrize("model", [{}, {"size_bytes": "lots"}, {"size_bytes": -1}])
 def test_bad_model_names_the_field(model):
     with pytest.raises(ValueError, match="size_bytes"):
-        sizing.size(SEED, model, context_tokens=0, threads=32)
+        size(SEED, model, context_tokens=0, threads=32)
 
 
 def listing(files):
@@ -93,17 +104,17 @@ def test_auto_quant_takes_the_best_that_fits_and_the_report_lists_every_candidat
     candidates = quant_candidates(repo)
     assert [c["quant"] for c in candidates] == ["Q8_0", "Q6_K", "Q4_K_M"]
     assert candidates[0]["size_bytes"] == 425 * 10**9 and len(candidates[0]["files"]) == 2
-    chosen, table = sizing.choose_quant(candidates, SEED["memory_total_bytes"], {"kv_bytes_per_token": 516096}, 8192,
-                                        GIB4)
+    chosen, table = memory_fit.choose_quant(candidates, SEED["memory_total_bytes"], {"kv_bytes_per_token": 516096},
+                                            8192, GIB4)
     # Q8_0 needs 425 GB + 4.2 GB KV + 4.3 GB > 412 GB; Q6_K fits.
     assert chosen == "Q6_K"
     assert [row["fits"] for row in table] == [False, True, True]
     assert table[1]["memory_needed_bytes"] == 330 * 10**9 + 516096 * 8192 + GIB4
-    assert sizing.choose_quant(candidates, 100 * 10**9, {"kv_bytes_per_token": 516096}, 8192, GIB4)[0] is None
+    assert memory_fit.choose_quant(candidates, 100 * 10**9, {"kv_bytes_per_token": 516096}, 8192, GIB4)[0] is None
 
     profile = {"size_bytes": 330 * 10**9, "quant": "Q6_K", "kv_bytes_per_token": 516096}
-    result = sizing.size(SEED, profile, context_tokens=8192, threads=32, overhead_bytes=GIB4,
-                         quant_choice={"chosen": chosen, "candidates": table})
+    result = size(SEED, profile, context_tokens=8192, threads=32, overhead_bytes=GIB4,
+                  quant_choice={"chosen": chosen, "candidates": table})
     rows = {row["quant"]: row for row in result["quants"]}
     assert rows["Q6_K"]["chosen"] and not rows["Q8_0"]["chosen"]
     # Each candidate gets its own estimate (the seed build is compute-bound, so they differ little).
@@ -123,7 +134,7 @@ def test_auto_ranks_k_quants_above_legacy_quants_of_the_same_size():
 def test_auto_counts_the_sliding_window_cache_too():
     candidates = [{"quant": "Q8_0", "files": ["m.gguf"], "size_bytes": 1000}]
     swa = {"kv_bytes_per_token": 10, "kv_swa_bytes_per_token": 10, "kv_swa_window": 128}
-    table = sizing.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
+    table = memory_fit.choose_quant(candidates, 10**9, swa, 4096, 0)[1]
     assert table[0]["memory_needed_bytes"] == 1000 + 10 * 4096 + 10 * 128
 
 
@@ -132,7 +143,7 @@ TUNING = {"measured_at": "2026-11-27T19:31:43+00:00", "effective_bandwidth_bytes
 
 
 def test_a_measured_bandwidth_gives_a_second_expectation_next_to_the_dimm_arithmetic():
-    result = sizing.size(SEED, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4, tuning=TUNING)
+    result = size(SEED, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4, tuning=TUNING)
     assert result["measured"]["tokens_per_second"] == pytest.approx(412e9 / 300e9)
     line = next(x for x in result["report"].splitlines() if x.startswith("  Measured"))
     assert "expected 1.37 tok/s from the measured 412.0 GB/s effective (autotune 2026-11-27" in line
@@ -142,11 +153,11 @@ def test_a_measured_bandwidth_gives_a_second_expectation_next_to_the_dimm_arithm
 def test_a_container_without_dmi_still_gets_the_measured_expectation():
     container = dict(SEED, memory_channels=None, memory_speed_mts=None, dmi_status="dmidecode failed")
     moe = {"size_bytes": 404e9, "active_bytes": 24e9}
-    result = sizing.size(container, moe, context_tokens=4096, threads=2, overhead_bytes=GIB4, tuning=TUNING)
+    result = size(container, moe, context_tokens=4096, threads=2, overhead_bytes=GIB4, tuning=TUNING)
     assert "Tokens/s   unknown" not in result["report"]  # the measurement answers it
     assert "expected 17.17 tok/s from the measured 412.0 GB/s" in result["report"]  # active bytes, not size
     assert "no DIMM arithmetic (memory layout unknown)" in result["report"]
-    assert sizing.size(container, moe, context_tokens=4096, threads=2, tuning={})["measured"] is None
+    assert size(container, moe, context_tokens=4096, threads=2, tuning={})["measured"] is None
 
 
 # --- partial GPU offload in the report (module_utils/gpu_offload.py plans; sizing shows it)
@@ -164,15 +175,15 @@ LAVAPIPE = {"name": "llvmpipe (LLVM 15.0.6, 256 bits)", "vendor": "mesa", "backe
 
 
 def test_no_gpu_no_offload_lines(profiles, headers):
-    result = sizing.size(dict(SEED, gpus=[LAVAPIPE]), with_layers(profiles, headers, "deepseek-v3"),
-                         context_tokens=4096, threads=32)
+    result = size(dict(SEED, gpus=[LAVAPIPE]), with_layers(profiles, headers, "deepseek-v3"),
+                  context_tokens=4096, threads=32)
     assert result["offload"] is None
     assert "GPU" not in result["report"]
 
 
 def test_a_detected_card_gets_the_plan_and_a_prediction_from_its_data_sheet(profiles, headers):
     model = with_layers(profiles, headers, "deepseek-v3")
-    result = sizing.size(dict(SEED, gpus=[LAVAPIPE, RTX4090]), model, context_tokens=4096, threads=32)
+    result = size(dict(SEED, gpus=[LAVAPIPE, RTX4090]), model, context_tokens=4096, threads=32)
     offload = result["offload"]
     assert offload["gpu"]["vram_bytes"] == RTX4090["vram_free_bytes"]
     assert offload["gpu"]["bandwidth_gbs"] == gpu_offload.GPU_BANDWIDTH_GBS["RTX 4090"]
@@ -187,24 +198,24 @@ def test_a_detected_card_gets_the_plan_and_a_prediction_from_its_data_sheet(prof
 
 def test_a_budget_plans_without_a_card_and_an_unknown_card_gets_no_prediction(profiles, headers):
     model = with_layers(profiles, headers, "llama-3.1-405b")
-    small = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9)
-    large = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=80 * 10**9)
+    small = size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9)
+    large = size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=80 * 10**9)
     assert small["offload"]["gpu"]["how"] == "the given budget"
     assert 0 < small["offload"]["plan"]["ngl"] < large["offload"]["plan"]["ngl"]
     assert small["offload"]["prediction"] is None and "no speed prediction" in small["report"]
-    given = sizing.size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9, gpu_bandwidth_gbs=936)
+    given = size(SEED, model, context_tokens=4096, threads=32, gpu_vram_bytes=16 * 10**9, gpu_bandwidth_gbs=936)
     assert given["offload"]["prediction"]["tokens_per_second"] > given["estimate"]["tokens_per_second"]
 
 
 def test_no_per_layer_bytes_no_offload(profiles):
-    result = sizing.size(dict(SEED, gpus=[RTX4090]), dict(profiles["deepseek-v3"]), context_tokens=4096, threads=32)
+    result = size(dict(SEED, gpus=[RTX4090]), dict(profiles["deepseek-v3"]), context_tokens=4096, threads=32)
     assert result["offload"] is None
 
 
 def test_a_bad_budget_names_the_setting(profiles, headers):
     with pytest.raises(sizing.SizingError, match="vram_bytes"):
-        sizing.size(SEED, with_layers(profiles, headers, "deepseek-v3"), context_tokens=4096, threads=32,
-                    gpu_vram_bytes=-1)
+        size(SEED, with_layers(profiles, headers, "deepseek-v3"), context_tokens=4096, threads=32,
+             gpu_vram_bytes=-1)
 
 
 def test_known_bandwidth_reads_the_longest_name_first():
@@ -225,13 +236,13 @@ def test_layouts_show_aggregate_tokens_for_the_slots_on_two_nodes(profiles, head
     from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_sizing
 
     model = with_layers(profiles, headers, "qwen3-235b-a22b")
-    result = sizing.size(SEED, model, context_tokens=4 * 4096, threads=32, overhead_bytes=GIB4, parallel=4)
+    result = size(SEED, model, context_tokens=4 * 4096, threads=32, overhead_bytes=GIB4, parallel=4)
     alone = fleet_sizing.instances_view(SEED, model, context_tokens=4 * 4096, parallel=4, threads=32,
                                         overhead_bytes=GIB4)
     assert result["layouts"]["per_node"]["tokens_per_second"] == alone["per_node"]["tokens_per_second"]
     lines = result["report"].splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("  Instances  "))
-    assert lines[at:at + len(fleet_sizing.render_lines(alone))] == fleet_sizing.render_lines(alone)
+    assert lines[at:at + len(sizing_report.fleet_lines(alone))] == sizing_report.fleet_lines(alone)
     assert f"{alone['interleaved']['tokens_per_second']:.2f} tok/s for 4 stream(s)" in lines[at]
     best = alone["per_node"]["tokens_per_second"]
     how = next(line for line in lines if line.startswith("             how: throughput_model per layout"))
@@ -242,17 +253,17 @@ def test_layouts_show_aggregate_tokens_for_the_slots_on_two_nodes(profiles, head
 
 def test_layouts_are_left_out_where_they_would_repeat_the_tokens_line(profiles, headers):
     model = with_layers(profiles, headers, "qwen3-235b-a22b")
-    one_slot = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, parallel=1)
+    one_slot = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, parallel=1)
     assert one_slot["layouts"] is None and "Instances" not in one_slot["report"]
     # One node, four slots: the slots' aggregate is new, and the per-node line says it is the same layout.
-    four = sizing.size(ONE, model, context_tokens=4 * 4096, threads=16, overhead_bytes=GIB4, parallel=4)
+    four = size(ONE, model, context_tokens=4 * 4096, threads=16, overhead_bytes=GIB4, parallel=4)
     assert "the same layout on a one-node host" in four["report"]
     assert four["layouts"]["interleaved"]["tokens_per_second"] > four["estimate"]["tokens_per_second"]
     # No speed estimate (a container without DMI): no layouts either, the Tokens/s line says what is missing.
     container = dict(SEED, memory_channels=None, memory_speed_mts=None)
-    assert sizing.size(container, model, context_tokens=4096, threads=2, parallel=4)["layouts"] is None
+    assert size(container, model, context_tokens=4096, threads=2, parallel=4)["layouts"] is None
     with pytest.raises(sizing.SizingError, match="parallel"):
-        sizing.size(SEED, model, context_tokens=4096, threads=32, parallel=0)
+        size(SEED, model, context_tokens=4096, threads=32, parallel=0)
 
 
 def worker(address, hardware):
@@ -262,20 +273,20 @@ def worker(address, hardware):
 def test_a_model_too_big_for_the_head_that_fits_head_and_workers_goes_on(profiles, headers):
     """DeepSeek-V3 Q4_K_M (404.6 GB + KV + 4 GiB) on a 192 GB head: stopped alone, fits over three hosts."""
     model = with_layers(profiles, headers, "deepseek-v3")
-    alone = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3")
+    alone = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3")
     assert alone["ram_fits"] is False and alone["fits"] is False
     workers = [worker("10.0.1.21", {"memory_total_bytes": 192 * GB}), worker("10.0.1.22", dict(ONE))]
     # As configured by default (llama.cpp's: every layer on the workers) the two workers cannot hold it all:
     # stopped, naming the value that fits (the suggested --n-gpu-layers).
-    default = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
-                          host="llm-1", rpc_workers=workers)
+    default = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                   host="llm-1", rpc_workers=workers)
     suggested = default["rpc"]["split"]["suggested"]["flags"]["head"]
     layers = int(suggested[suggested.index("--n-gpu-layers") + 1])
     assert default["fits"] is False and default["rpc"]["any_fits"] is True
     assert f"Set llama_server_rpc_layers: {layers} on the head" in default["failure"]
     assert "as configured (llama_server_rpc_layers -1" in default["failure"]
-    split = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
-                        host="llm-1", rpc_workers=workers, rpc_layers=layers)
+    split = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                 host="llm-1", rpc_workers=workers, rpc_layers=layers)
     assert split["ram_fits"] is False, "the head alone still does not hold it: the RAM line says so"
     assert split["rpc"]["fits"] is True and split["fits"] is True and split["failure"] == ""
     suggested = split["rpc"]["split"]["suggested"]
@@ -296,8 +307,8 @@ def test_a_model_too_big_for_the_head_that_fits_head_and_workers_goes_on(profile
 
 def test_a_model_bigger_than_head_and_workers_is_stopped_naming_the_split(profiles, headers):
     model = with_layers(profiles, headers, "deepseek-v3")
-    result = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
-                         host="llm-1", rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 192 * GB})])
+    result = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="DeepSeek-V3",
+                  host="llm-1", rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 192 * GB})])
     assert result["rpc"]["fits"] is False and result["fits"] is False
     assert "suggested: none; the hosts' RAM cannot hold the model + KV + overhead" in result["report"]
     failure = result["failure"]
@@ -311,8 +322,8 @@ def test_the_split_fit_is_computed_without_a_speed_when_the_layout_is_unknown(pr
     model = with_layers(profiles, headers, "deepseek-v3")
     container = dict(ONE, memory_channels=None, memory_speed_mts=None)
     workers = [worker(f"10.0.1.2{i}", {"memory_total_bytes": 192 * GB}) for i in (1, 2)]
-    result = sizing.size(container, model, context_tokens=4096, threads=2, overhead_bytes=GIB4, host="llm-1",
-                         rpc_workers=workers, rpc_layers=40)
+    result = size(container, model, context_tokens=4096, threads=2, overhead_bytes=GIB4, host="llm-1",
+                  rpc_workers=workers, rpc_layers=40)
     assert result["fits"] is True and result["rpc"]["speed_unknowns"]
     rpc = result["report"].split("  RPC split")[1]
     assert "tok/s" not in rpc and "ms/token" not in rpc
@@ -321,18 +332,18 @@ def test_the_split_fit_is_computed_without_a_speed_when_the_layout_is_unknown(pr
 
 def test_without_workers_the_report_and_fit_are_the_single_hosts(profiles, headers):
     model = with_layers(profiles, headers, "deepseek-v3")
-    before = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m")
+    before = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m")
     for empty in (None, []):
-        after = sizing.size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m",
-                            rpc_workers=empty, parallel=1)
+        after = size(ONE, model, context_tokens=4096, threads=16, overhead_bytes=GIB4, name="m",
+                     rpc_workers=empty, parallel=1)
         assert (after["report"], after["fits"], after["failure"]) == (before["report"], before["fits"],
                                                                      before["failure"])
     assert "needs 409.1 GB of RAM" in before["failure"]
 
 
 def test_no_split_without_the_header_the_fit_is_the_heads(profiles):
-    result = sizing.size(ONE, dict(profiles["deepseek-v3"]), context_tokens=4096, threads=16, overhead_bytes=GIB4,
-                         rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 1000 * GB})])
+    result = size(ONE, dict(profiles["deepseek-v3"]), context_tokens=4096, threads=16, overhead_bytes=GIB4,
+                  rpc_workers=[worker("10.0.1.21", {"memory_total_bytes": 1000 * GB})])
     assert result["rpc"]["split"] is None and result["fits"] is False
     assert "RPC split  not computed: the model's per-layer bytes are unknown" in result["report"]
 
@@ -342,7 +353,7 @@ def test_a_worker_without_a_memory_size_names_the_setting(profiles, headers):
     gone = {"endpoint": "10.0.1.21:50052", "hardware": {}, "how": "no inventory host has the address 10.0.1.21"}
     with pytest.raises(sizing.SizingError,
                        match=r"10\.0\.1\.21:50052.*no inventory host.*preflight_rpc_worker_hardware"):
-        sizing.size(ONE, model, context_tokens=4096, threads=16, rpc_workers=[gone])
+        size(ONE, model, context_tokens=4096, threads=16, rpc_workers=[gone])
 
 
 def test_worker_hardware_comes_from_what_is_given_else_the_inventory():
@@ -364,3 +375,12 @@ def test_worker_hardware_comes_from_what_is_given_else_the_inventory():
                       "how": "preflight_rpc_worker_hardware"}]
     with pytest.raises(sizing.SizingError, match="preflight_rpc_worker_hardware must list one entry per worker"):
         sizing.worker_hardware(endpoints, [{"memory_total_bytes": 5}], inventory)
+
+
+def test_size_takes_one_request_whose_options_are_named():
+    request = sizing.SizingRequest(SEED, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4, parallel=2)
+    assert sizing.size(request) == size(SEED, DENSE, context_tokens=4096, threads=32, overhead_bytes=GIB4, parallel=2)
+    with pytest.raises(TypeError):
+        sizing.SizingRequest(SEED, DENSE, 4096, 32)  # the options are keywords: no positional mix-up
+    with pytest.raises(sizing.SizingError, match="SizingRequest"):
+        sizing.size(SEED)

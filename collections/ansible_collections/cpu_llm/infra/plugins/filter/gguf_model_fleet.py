@@ -12,7 +12,7 @@ def gguf_model_fleet(declarations, me):
         raise AnsibleFilterError("gguf_model_fleet: expects {host: declaration} of the play's hosts")
     try:
         return fleet.plan(dict(declarations), me)
-    except fleet.FleetError as exc:
+    except fleet.DownloadSourceError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

@@ -1,4 +1,4 @@
-"""Filter llm_choose_quant: thin glue over module_utils/sizing.py."""
+"""Filter llm_choose_quant: thin glue over module_utils/memory_fit.py."""
 
 DOCUMENTATION = r"""
 name: llm_choose_quant
@@ -49,13 +49,13 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing
+from ansible_collections.cpu_llm.infra.plugins.module_utils import memory_fit
 
 
 def llm_choose_quant(candidates, memory_total_bytes, kv_profile, context_tokens, overhead_bytes):
     try:
-        chosen, table = sizing.choose_quant(candidates, int(memory_total_bytes), dict(kv_profile or {}),
-                                            int(context_tokens), int(overhead_bytes))
+        chosen, table = memory_fit.choose_quant(candidates, int(memory_total_bytes), dict(kv_profile or {}),
+                                                int(context_tokens), int(overhead_bytes))
     except (TypeError, ValueError, KeyError) as exc:
         raise AnsibleFilterError(f"llm_choose_quant: {exc}") from exc
     return {"chosen": chosen, "candidates": table}

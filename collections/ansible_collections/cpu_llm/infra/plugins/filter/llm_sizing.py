@@ -132,12 +132,12 @@ def llm_sizing(hardware, model, context_tokens, threads, numa="interleave", over
                name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
                parallel=1, rpc_workers=None, rpc_layers=-1):
     try:
-        return sizing.size(hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
-                           overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host,
-                           quant_choice=quant_choice or None, tuning=tuning or None,
-                           gpu_vram_bytes=int(gpu_vram_bytes or 0), gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0),
-                           parallel=int(parallel), rpc_workers=list(rpc_workers or []),
-                           rpc_layers=int(rpc_layers))
+        return sizing.size(sizing.SizingRequest(
+            hardware, model, context_tokens=int(context_tokens), threads=int(threads), numa=numa,
+            overhead_bytes=int(overhead_bytes), disk=disk, name=name, host=host, quant_choice=quant_choice or None,
+            tuning=tuning or None, gpu_vram_bytes=int(gpu_vram_bytes or 0),
+            gpu_bandwidth_gbs=float(gpu_bandwidth_gbs or 0), parallel=int(parallel),
+            rpc_workers=list(rpc_workers or []), rpc_layers=int(rpc_layers)))
     except (sizing.SizingError, throughput_model.InputError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_sizing: {exc}") from exc
 

@@ -26,7 +26,7 @@ IDLE_EXIT_SECONDS = 900
 MAX_THREADS = 256  # the server's own limit (gguf_model_seed.MAX_THREADS)
 
 
-class FleetError(ValueError):
+class DownloadSourceError(ValueError):
     """A fleet that cannot be served as declared; the message names the variable and the fix."""
 
 
@@ -51,7 +51,7 @@ def _port(declaration, host):
     except (TypeError, ValueError):
         port = 0
     if not 1 <= port <= 65535:
-        raise FleetError(f"gguf_model_fleet_port of {host} must be 1-65535, got {declaration.get('port')!r}")
+        raise DownloadSourceError(f"gguf_model_fleet_port of {host} must be 1-65535, got {declaration.get('port')!r}")
     return port
 
 
@@ -74,9 +74,9 @@ def _route(declarations, host):
     if theirs is None:
         return "source", source, ""  # not running any more: the play stops this host with a message
     if (theirs.get("source") or "") not in ("", source):
-        raise FleetError(f"gguf_model_fleet_source of {host} is {source}, but {source} fetches from "
-                         f"{theirs['source']} itself: a source downloads from gguf_model_endpoint. Name "
-                         f"{theirs['source']} instead, or set gguf_model_fleet_source of {source} to {source}")
+        raise DownloadSourceError(f"gguf_model_fleet_source of {host} is {source}, but {source} fetches from "
+                                  f"{theirs['source']} itself: a source downloads from gguf_model_endpoint. Name "
+                                  f"{theirs['source']} instead, or set gguf_model_fleet_source of {source} to {source}")
     wanted, offered = _files(mine), _files(theirs)
     model, their_model = f"{mine.get('repo')}@{mine.get('revision')}", f"{theirs.get('repo')}@{theirs.get('revision')}"
     if model != their_model:
@@ -130,22 +130,22 @@ def plan(declarations, me):
       seed      when this host serves: {followers, allow, bind, port, listening, manifest}, else None
     """
     if me not in declarations:
-        raise FleetError(f"{me} has not declared its model (gguf_model role, main.yml)")
+        raise DownloadSourceError(f"{me} has not declared its model (gguf_model role, main.yml)")
     routes = {host: _route(declarations, host) for host in declarations}
     # Checked here too (validate.yml checks it only on hosts that name a source): it goes into a URL.
     for source in sorted({source for fetch, source, _ in routes.values() if fetch == "source"} & set(declarations)):
         problems = input_checks.host(f"gguf_model_fleet_address of {source}", declarations[source].get("address"))
         if problems:
-            raise FleetError(problems[0])
+            raise DownloadSourceError(problems[0])
     needing = {}
     for host, (fetch, source, _) in routes.items():
         if fetch == "source" and source in declarations and declarations[host].get("needs"):
             needing.setdefault(source, []).append(host)
     fetch, source, note = routes[me]
     if me in needing.get(source, []) and not _addresses(declarations[me]):
-        raise FleetError(f"{me} fetches the model from {source} (gguf_model_fleet_source), but its facts list no "
-                         f"IP address for {source} to admit: gather facts (the network subset), or set "
-                         f"gguf_model_fleet_source of {me} to '' to download from gguf_model_endpoint")
+        raise DownloadSourceError(f"{me} fetches the model from {source} (gguf_model_fleet_source), but its facts "
+                                  f"list no IP address for {source} to admit: gather facts (the network subset), or "
+                                  f"set gguf_model_fleet_source of {me} to '' to download from gguf_model_endpoint")
     result = {"active": any(route[0] == "source" for route in routes.values()), "serving": bool(needing),
               "fetch": fetch, "source": source, "base_url": None, "host": "", "port": 0, "note": note,
               "seed": seed(declarations, me, needing[me]) if me in needing else None}

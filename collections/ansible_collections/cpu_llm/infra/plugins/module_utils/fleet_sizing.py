@@ -1,7 +1,7 @@
 """A fleet, not a box: one llama-server per NUMA node, and one model split over several hosts with RPC.
 
 Plain Python, no Ansible imports. Two predictions, each next to today's layout (one llama-server under
-numactl --interleave=all, the sizing report's estimate), each with render_lines() for the sizing report:
+numactl --interleave=all, the sizing report's estimate), each worded by sizing_report.fleet_lines():
 
   instances_view()  one interleaved instance over all NUMA nodes vs one instance per node
                     (llama_server_instances: per_node: numactl --cpunodebind=N --membind=N, its own port,
@@ -24,35 +24,36 @@ costs (rpc_split) come from reading llama.cpp's code and a chosen LAN latency, n
 import math
 import struct
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload
+from ansible_collections.cpu_llm.infra.plugins.module_utils import gpu_offload, memory_fit
 from ansible_collections.cpu_llm.infra.plugins.module_utils import throughput_model as tm
 
 GB = 1e9
 F32 = 4
 
 
-class FleetError(ValueError):
-    """Bad input; the message names the argument and the expected form."""
+class LayoutError(ValueError):
+    """Bad input to a layout (instances per NUMA node, an RPC split); the message names the argument and the
+    expected form."""
 
 
 def _whole(value, name, minimum=0):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
             isinstance(value, float) and (math.isnan(value) or value != int(value))):
-        raise FleetError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        raise LayoutError(f"{name} must be a whole number >= {minimum}, got {value!r}")
     if value < minimum:
-        raise FleetError(f"{name} must be >= {minimum}, got {value!r}")
+        raise LayoutError(f"{name} must be >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _positive(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
-        raise FleetError(f"{name} must be a number > 0, got {value!r}")
+        raise LayoutError(f"{name} must be a number > 0, got {value!r}")
     return float(value)
 
 
 def _mapping(value, name, form):
     if not isinstance(value, dict):
-        raise FleetError(f"{name} must be a mapping ({form}), got {type(value).__name__}")
+        raise LayoutError(f"{name} must be a mapping ({form}), got {type(value).__name__}")
     return value
 
 
@@ -106,7 +107,7 @@ def decode_step(hardware, model, *, threads, numa="interleave", batch=1, kv_toke
         bandwidth, used_threads, _ = tm.effective_bandwidth(hardware, estimate["threads"], numa, measured, [])
         compute_1 = tm.compute_time(profile, used_threads, hardware)
     except tm.InputError as exc:
-        raise FleetError(str(exc)) from None
+        raise LayoutError(str(exc)) from None
     efficiency = tm.FITTED["expert_efficiency"]
     routed_b = _routed_at_batch(profile, routed, batch)
     memory = (streamed + batch * kv + routed_b / efficiency) / (bandwidth * GB)
@@ -129,8 +130,8 @@ def _node_memory(hardware, node_memory_bytes, nodes):
         return int(total) // nodes, "the host's memory / NUMA nodes (assumed even; pass node_memory_bytes)"
     if isinstance(node_memory_bytes, (list, tuple)):
         if len(node_memory_bytes) != nodes:
-            raise FleetError(f"node_memory_bytes must list one size per NUMA node ({nodes}), got "
-                             f"{len(node_memory_bytes)}")
+            raise LayoutError(f"node_memory_bytes must list one size per NUMA node ({nodes}), got "
+                              f"{len(node_memory_bytes)}")
         sizes = [_whole(v, f"node_memory_bytes[{i}]", 1) for i, v in enumerate(node_memory_bytes)]
         return min(sizes), "the smallest node (sysfs node*/meminfo)"
     return _whole(node_memory_bytes, "node_memory_bytes", 1), "given"
@@ -171,11 +172,9 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
     recommended, why, node_memory_how, warnings}; each layout {instances, threads, slots, tokens_per_second,
     per_sequence_tokens_per_second, per_instance_tokens_per_second, bound, memory_bytes, memory_available_bytes,
     fits (None: RAM unknown)}. per_node with fits False is not possible on this host: it is never recommended
-    and render_lines shows no speed for it.
-    Raises FleetError on bad input.
+    and sizing_report.fleet_lines shows no speed for it.
+    Raises LayoutError on bad input.
     """
-    from ansible_collections.cpu_llm.infra.plugins.module_utils import sizing  # sizing may import this module
-
     hardware = _mapping(hardware, "hardware", "llm_hardware facts")
     model = _mapping(model, "model", "size_bytes, active_bytes, kv_bytes_per_token, ...")
     context_tokens = _whole(context_tokens, "context_tokens")
@@ -184,15 +183,15 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
     overhead_bytes = _whole(overhead_bytes, "overhead_bytes")
     nodes = _whole(hardware.get("numa_nodes"), "hardware.numa_nodes", 1)
     if numa not in tm.NUMA_MODES:
-        raise FleetError(f"numa must be one of {', '.join(tm.NUMA_MODES)}, got {numa!r}")
+        raise LayoutError(f"numa must be one of {', '.join(tm.NUMA_MODES)}, got {numa!r}")
     if bandwidth_gbs is not None:
         bandwidth_gbs = _positive(bandwidth_gbs, "bandwidth_gbs")
     node_memory, node_how = _node_memory(hardware, node_memory_bytes, nodes)
     try:
-        need = sizing.memory_need(model, context_tokens, overhead_bytes)["total"]
-        need_same = sizing.memory_need(model, context_tokens * nodes, overhead_bytes)["total"]
-    except sizing.SizingError as exc:
-        raise FleetError(str(exc)) from None
+        need = memory_fit.memory_need(model, context_tokens, overhead_bytes)["total"]
+        need_same = memory_fit.memory_need(model, context_tokens * nodes, overhead_bytes)["total"]
+    except memory_fit.SizingError as exc:
+        raise LayoutError(str(exc)) from None
     total = hardware.get("memory_total_bytes")
 
     one = decode_step(hardware, model, threads=threads, numa=numa, batch=parallel, kv_tokens=kv_tokens,
@@ -239,37 +238,6 @@ def instances_view(hardware, model, *, context_tokens, parallel, threads, numa="
             "per_node": per_node, "same_slots": same_slots, "gain": gain, "gain_same_slots": gain_same,
             "recommended": recommended, "why": why, "node_memory_how": node_how, "numa": numa,
             "warnings": warnings}
-
-
-def _instances_lines(view):
-    nodes, slots = view["numa_nodes"], view["parallel"]
-    one, node, same = view["interleaved"], view["per_node"], view["same_slots"]
-
-    def speed(layout):
-        return (f"{layout['tokens_per_second']:.2f} tok/s for {layout['instances'] * layout['slots']} "
-                f"stream(s) ({layout['per_sequence_tokens_per_second']:.2f} each, {layout['bound']}-bound)")
-
-    def fit(layout, of):
-        if layout["fits"] is None:
-            return f"needs {_gb(layout['memory_bytes'])} GB {of} (RAM unknown)"
-        return (f"needs {_gb(layout['memory_bytes'])} of {_gb(layout['memory_available_bytes'])} GB {of}: "
-                + ("fits" if layout["fits"] else "does not fit"))
-
-    lines = [f"  Instances  one over all {nodes} NUMA node(s) (numactl --{view['numa']}, {one['threads']} threads, "
-             f"{slots} slot(s)): {speed(one)}; {fit(one, 'of the host')}"]
-    if nodes == 1:
-        lines.append("             one per NUMA node: the same layout on a one-node host")
-        return lines
-    head = (f"             one per NUMA node ({nodes} x numactl --cpunodebind=N --membind=N, {node['threads']} "
-            f"threads, {slots} slot(s) each): ")
-    if node["fits"] is False:
-        lines.append(head + f"not possible, {fit(node, 'per node')}")
-    else:
-        lines.append(head + f"{speed(node)}, x{view['gain']:.2f}; {fit(node, 'per node')}")
-        lines.append(f"             one interleaved with {nodes * slots} slots: {speed(same)}; "
-                     f"{fit(same, 'of the host')}")
-    lines.append(f"             -> {view['recommended'].replace('_', ' ')}: {view['why']}")
-    return lines
 
 
 # ============================================================================ 2. RPC split over hosts
@@ -373,13 +341,13 @@ def _host(raw, index):
     raw = _mapping(raw, f"hosts[{index}]", "name, ram_bytes, hardware and/or bandwidth_gbs")
     name = raw.get("name")
     if not isinstance(name, str) or not name:
-        raise FleetError(f"hosts[{index}].name must be a non-empty string (the host's address), got {name!r}")
+        raise LayoutError(f"hosts[{index}].name must be a non-empty string (the host's address), got {name!r}")
     ram = _whole(raw.get("ram_bytes"), f"hosts[{index}].ram_bytes", 1)
     hardware = raw.get("hardware")
     bandwidth = raw.get("bandwidth_gbs")
     if hardware is None and bandwidth is None:
-        raise FleetError(f"hosts[{index}] needs hardware (llm_hardware facts) or bandwidth_gbs (measured "
-                         "effective read bandwidth)")
+        raise LayoutError(f"hosts[{index}] needs hardware (llm_hardware facts) or bandwidth_gbs (measured "
+                          "effective read bandwidth)")
     if hardware is not None:
         _mapping(hardware, f"hosts[{index}].hardware", "llm_hardware facts")
     if bandwidth is not None:
@@ -389,7 +357,7 @@ def _host(raw, index):
         threads = _whole(threads, f"hosts[{index}].threads", 1)
     numa = raw.get("numa", "interleave")
     if numa not in tm.NUMA_MODES:
-        raise FleetError(f"hosts[{index}].numa must be one of {', '.join(tm.NUMA_MODES)}, got {numa!r}")
+        raise LayoutError(f"hosts[{index}].numa must be one of {', '.join(tm.NUMA_MODES)}, got {numa!r}")
     endpoint = raw.get("endpoint") or f"{name}:{RPC_PORT}"
     return {"name": name, "ram_bytes": ram, "hardware": hardware, "bandwidth_gbs": bandwidth, "threads": threads,
             "numa": numa, "endpoint": str(endpoint)}
@@ -408,7 +376,7 @@ def _whole_model_costs(host, profile, model, kv_tokens, weighted_all):
                                                             host["bandwidth_gbs"], [])
         compute = tm.compute_time(profile, used_threads, host["hardware"])
     except tm.InputError as exc:
-        raise FleetError(f"host {host['name']}: {exc}") from None
+        raise LayoutError(f"host {host['name']}: {exc}") from None
     return {"memory": weighted_all / (bandwidth * GB), "compute": compute,
             "sync": tm.sync_time(profile, estimate["threads"], tm.FITTED), "bandwidth_gbs": bandwidth,
             "warnings": estimate["warnings"]}
@@ -420,11 +388,11 @@ class _Model:
     def __init__(self, model, context_tokens, parallel, kv_tokens):
         layers = model.get("layers") if isinstance(model, dict) else None
         if not isinstance(layers, dict) or not isinstance(layers.get("blocks"), list) or "n_layer" not in layers:
-            raise FleetError("model must be the GGUF model profile with gguf_header.layer_bytes(headers) under "
-                             "'layers' (as sizing passes it to offload_view)")
+            raise LayoutError("model must be the GGUF model profile with gguf_header.layer_bytes(headers) under "
+                              "'layers' (as sizing passes it to offload_view)")
         if len(layers["blocks"]) != layers["n_layer"]:
-            raise FleetError(f"model.layers.blocks has {len(layers['blocks'])} entries, n_layer is "
-                             f"{layers['n_layer']}")
+            raise LayoutError(f"model.layers.blocks has {len(layers['blocks'])} entries, n_layer is "
+                              f"{layers['n_layer']}")
         self.layers, self.n_layer = layers, layers["n_layer"]
         used, count = layers.get("expert_used_count") or 0, layers.get("expert_count") or 0
         share = used / count if count else 1.0
@@ -453,11 +421,6 @@ class _Model:
         self.nodes.append(2)  # output norm + lm_head matmul
         self.input_bytes = layers["input_bytes"]
         self.n_embd, self.n_vocab = layers["n_embd"], layers["n_vocab"]
-
-
-def _span(indices):
-    """'0-39' for consecutive block indices, '7' for one."""
-    return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else str(indices[0])
 
 
 def _plan(m, hosts, costs, devices, placement, flags, *, overhead, link_gbps, latency_s, kv_tokens):
@@ -622,16 +585,16 @@ def rpc_split(model, hosts, *, context_tokens, parallel=1, overhead_bytes=0, n_g
     endpoint, blocks, output, input, weights_bytes, kv_bytes, overhead_bytes, total_bytes, ram_bytes, fits,
     seconds_per_token, bandwidth_gbs}], fits, rpc_devices, tokens_per_second, seconds_per_token,
     parts: {hosts: {name: s}, latency, transfer}, wire_bytes_per_token, load_bytes_over_network}.
-    Raises FleetError on bad input.
+    Raises LayoutError on bad input.
     """
     model = _mapping(model, "model", "a GGUF model profile with 'layers'")
     if not isinstance(hosts, (list, tuple)) or len(hosts) < 2:
-        raise FleetError("hosts must be a list of the head and at least one worker ({name, ram_bytes, hardware "
-                         f"and/or bandwidth_gbs}}), got {hosts!r}")
+        raise LayoutError("hosts must be a list of the head and at least one worker ({name, ram_bytes, hardware "
+                          f"and/or bandwidth_gbs}}), got {hosts!r}")
     hosts = [_host(h, i) for i, h in enumerate(hosts)]
     names = [h["name"] for h in hosts]
     if len(set(names)) != len(names):
-        raise FleetError(f"hosts must have distinct names, got {names}")
+        raise LayoutError(f"hosts must have distinct names, got {names}")
     context_tokens = _whole(context_tokens, "context_tokens")
     parallel = _whole(parallel, "parallel", 1)
     overhead = _whole(overhead_bytes, "overhead_bytes")
@@ -639,7 +602,7 @@ def rpc_split(model, hosts, *, context_tokens, parallel=1, overhead_bytes=0, n_g
     link_gbps = _positive(link_gbps, "link_gbps")
     if isinstance(latency_s, bool) or not isinstance(latency_s, (int, float)) or math.isnan(latency_s) \
             or latency_s < 0:
-        raise FleetError(f"latency_s must be a number of seconds >= 0, got {latency_s!r}")
+        raise LayoutError(f"latency_s must be a number of seconds >= 0, got {latency_s!r}")
     m = _Model(model, context_tokens, parallel, kv_tokens)
     workers = len(hosts) - 1
     if n_gpu_layers is not None:
@@ -647,12 +610,12 @@ def rpc_split(model, hosts, *, context_tokens, parallel=1, overhead_bytes=0, n_g
     if tensor_split is not None and (not isinstance(tensor_split, (list, tuple)) or len(tensor_split) != workers
                                      or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0
                                             for v in tensor_split)):
-        raise FleetError(f"tensor_split must list {workers} proportion(s) >= 0, one per worker in --rpc order, "
-                         f"got {tensor_split!r}")
+        raise LayoutError(f"tensor_split must list {workers} proportion(s) >= 0, one per worker in --rpc order, "
+                          f"got {tensor_split!r}")
     try:
         profile = tm.model_profile(model)
     except tm.InputError as exc:
-        raise FleetError(str(exc)) from None
+        raise LayoutError(str(exc)) from None
     weighted_all = sum(m.weighted)
     costs = [_whole_model_costs(h, profile, model, kv_tokens, weighted_all) for h in hosts]
     for cost in costs:
@@ -688,63 +651,5 @@ def rpc_split(model, hosts, *, context_tokens, parallel=1, overhead_bytes=0, n_g
             "link_gbps": link_gbps, "latency_s": latency_s, "warnings": warnings}
 
 
-def _plan_lines(plan):
-    lines = []
-    for row in plan["hosts"]:
-        parts = (["token_embd"] if row["input"] else []) + (
-            [f"blocks {_span(row['blocks'])}"] if row["blocks"] else []) + (["output"] if row["output"] else [])
-        if row["role"] == "worker" and not parts:
-            listed = row["endpoint"] in " ".join(plan["flags"]["head"])
-            lines.append(f"             worker {row['name']}: " + ("holds nothing" if listed else
-                                                                     "not needed (not in --rpc)"))
-            continue
-        lines.append(f"             {row['role']} {row['name']}: {' + '.join(parts)}; "
-                     f"{_gb(row['weights_bytes'])} GB weights + {_gb(row['kv_bytes'])} GB KV + "
-                     f"{_gb(row['overhead_bytes'])} GB overhead of {_gb(row['ram_bytes'])} GB: "
-                     f"{'fits' if row['fits'] else 'DOES NOT FIT'}, {row['seconds_per_token'] * 1e3:.0f} ms/token")
-    parts = plan["parts"]
-    lines.append(f"             predicted {plan['tokens_per_second']:.2f} tok/s: "
-                 f"{sum(parts['hosts'].values()) * 1e3:.0f} ms on the hosts one after the other + "
-                 f"{(parts['latency'] + parts['transfer']) * 1e3:.2f} ms network ({plan['rpc_devices']} round "
-                 f"trip(s), {plan['wire_bytes_per_token'] / 1e3:.0f} KB on the wire)")
-    return lines
-
-
-def _rpc_lines(split):
-    current, suggested, single = split["llama_cpp"], split["suggested"], split["single_host"]
-    hosts = current["hosts"]
-    lines = [f"  RPC split  {len(hosts)} hosts ({hosts[0]['name']}: llama-server; "
-             f"{', '.join(h['name'] for h in hosts[1:])}: ggml-rpc-server), {_gb(split['model_bytes'])} GB of "
-             f"weights + {_gb(split['kv_bytes'])} GB KV: adds capacity, not speed",
-             f"             {current['placement']}: llama-server {' '.join(current['flags']['head'])}"]
-    lines += _plan_lines(current)
-    if suggested is None:
-        lines.append("             suggested: none; the hosts' RAM cannot hold the model + KV + overhead")
-    elif not suggested["rpc_devices"]:
-        lines.append(f"             suggested: no split, {hosts[0]['name']} holds the model alone (llama-server "
-                     f"without --rpc): {suggested['tokens_per_second']:.2f} tok/s")
-    elif suggested["flags"]["head"] != current["flags"]["head"]:
-        lines.append(f"             suggested: llama-server {' '.join(suggested['flags']['head'])}")
-        lines += _plan_lines(suggested)
-    best = suggested or current
-    slower = best["seconds_per_token"] * single["tokens_per_second"] - 1
-    lines.append(f"             one host with all the RAM at {single['name']}'s speed: "
-                 f"{single['tokens_per_second']:.2f} tok/s; the split is {slower:.1%} slower and loads "
-                 f"{_gb(best['load_bytes_over_network'])} GB over the network at every start "
-                 "(ggml-rpc-server -c caches it on the workers' disks)")
-    return lines
-
-
-# ============================================================================ report
-
 def _gb(value):
     return f"{(value or 0) / GB:.1f}"
-
-
-def render_lines(result):
-    """Lines for the sizing report (two-space indent, text at column 13 as sizing.render) of
-    instances_view()'s or rpc_split()'s result."""
-    if not isinstance(result, dict) or result.get("kind") not in ("instances", "rpc"):
-        raise FleetError("result must be what instances_view() or rpc_split() returns")
-    lines = _instances_lines(result) if result["kind"] == "instances" else _rpc_lines(result)
-    return lines + [f"             note: {w}" for w in result["warnings"]]

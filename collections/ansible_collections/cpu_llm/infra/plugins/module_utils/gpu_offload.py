@@ -406,45 +406,6 @@ def predict(offload_plan, *, cpu_estimate, gpu_bandwidth_gbs, pcie_gbs=PCIE_GBS,
     }
 
 
-def _where(offload_plan):
-    """What the plan puts where, in words."""
-    mode, n_layer = offload_plan["mode"], offload_plan["n_layer"]
-    flags = " ".join(offload_plan["args"])
-    if mode == "cpu":
-        return f"nothing offloaded ({flags})"
-    n_gpu = len(offload_plan["gpu_blocks"])
-    ram_experts = len(offload_plan["ram_expert_blocks"])
-    if offload_plan["ngl"] > n_layer:
-        where = f"all {n_gpu} layers on the GPU"
-    else:
-        where = f"the last {n_gpu} of {n_layer} layers and the output on the GPU"
-    if mode == "n_cpu_moe":
-        where += (f", routed experts of {ram_experts} layers (blocks 0-{offload_plan['n_cpu_moe'] - 1}) "
-                  "in RAM")
-    elif mode == "cpu_moe":
-        where += ", every routed expert in RAM"
-    return f"{where} ({flags})"
-
-
-def render_lines(offload_plan, prediction=None):
-    """Lines for the sizing report (same two-space indent and column as sizing.render)."""
-    gpu, ram = offload_plan["gpu"], offload_plan["ram"]
-    lines = [f"  GPU offload {_gb(offload_plan['vram_bytes'])} GB free VRAM: {_where(offload_plan)}"]
-    if offload_plan["mode"] != "cpu":
-        lines.append(f"             {_gb(offload_plan['gpu_bytes'])} GB on GPU (weights {_gb(gpu['weights'])}, "
-                     f"KV {_gb(gpu['kv'])}, compute {_gb(gpu['compute'])}, margin {_gb(gpu['margin'])}), "
-                     f"{_gb(offload_plan['ram_bytes'])} GB in RAM (weights {_gb(ram['weights'])}, "
-                     f"KV {_gb(ram['kv'])})")
-    lines.append(f"             why: {offload_plan['why']}")
-    if prediction:
-        parts = prediction["seconds_per_token_parts"]
-        lines.append(f"             predicted {prediction['tokens_per_second']:.1f} tok/s vs "
-                     f"{prediction['cpu_only_tokens_per_second']:.1f} CPU-only (x{prediction['speedup']:.1f}): "
-                     f"per token {parts['gpu'] * 1e3:.1f} ms GPU, {parts['ram'] * 1e3:.1f} ms RAM, "
-                     f"{parts['transfer'] * 1e3:.1f} ms transfers")
-    return lines
-
-
 # --- the service: what llama-server.service gets on a GPU build
 
 # Device groups (systemd.resource-control(5) DeviceAllow=, "char-<name>" from /proc/devices) each backend's

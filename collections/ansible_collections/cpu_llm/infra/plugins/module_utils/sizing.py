@@ -5,87 +5,32 @@ role's report and its stop, and playbooks/estimate.yml (hardware that does not e
 
 - Is the hardware known enough to estimate speed? `hardware_unknowns()`: the facts the
   throughput model needs (sockets, cores, NUMA nodes, populated channels, DIMM speed).
-- Does the model fit in RAM? `memory_need()`: the weights + the KV cache for every slot's context
-  + a fixed overhead (llama.cpp's compute buffers and the OS). The KV cache is exact when the
-  model's GGUF header was read (kv_bytes_per_token), else the throughput model's generic estimate.
-- Does it fit on disk? `disk_need()`: the bytes not on disk yet + a margin.
+- Does the model fit in RAM, on disk? memory_fit.py's `memory_need()` and `disk_need()` (weights +
+  KV cache + overhead; the bytes not on disk yet + a margin), the same arithmetic fleet_sizing counts.
 - The fleet parts (module_utils/fleet_sizing.py's arithmetic): `layouts_view()`, one interleaved
   llama-server vs one per NUMA node for the configured slots; `rpc_view()`, on an RPC head, the model
   split over the head and its workers, whose fit then replaces the head's own RAM fit.
+- The report and the failure message: sizing_report.py words them (`render()`, `failure()`).
 """
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_sizing, gpu_offload, throughput_model
+from dataclasses import KW_ONLY, dataclass
 
-GB = 1e9
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    fleet_sizing,
+    gpu_offload,
+    memory_fit,
+    sizing_report,
+    throughput_model,
+)
+from ansible_collections.cpu_llm.infra.plugins.module_utils.memory_fit import SizingError
+
 # What the throughput model needs to know about the host (llm_hardware fact names).
 ESTIMATE_NEEDS = ("sockets", "cores", "numa_nodes", "memory_channels", "memory_speed_mts")
-OVERRIDE_HINT = "set llm_hardware_overrides, e.g. {memory_channels: 12, memory_speed_mts: 4800}"
-
-
-class SizingError(ValueError):
-    """Bad input; the message names the field and the expected form."""
-
-
-def _int(mapping, key, name, default=None):
-    value = mapping.get(key, default)
-    if value is None:
-        raise SizingError(f"{name}.{key} is required (a whole number >= 0)")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise SizingError(f"{name}.{key} must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise SizingError(f"{name}.{key} must be >= 0, got {value!r}")
-    return number
 
 
 def hardware_unknowns(hardware):
     """The facts the estimate needs but the host did not show (empty: the estimate can run)."""
     return [key for key in ESTIMATE_NEEDS if hardware.get(key) in (None, "", 0)]
-
-
-def kv_cache(model, context_tokens):
-    """(bytes, how) of the KV cache for context_tokens tokens over all slots."""
-    per_token = model.get("kv_bytes_per_token")
-    if per_token:
-        swa = int(model.get("kv_swa_bytes_per_token") or 0)
-        window = int(model.get("kv_swa_window") or 0)
-        exact = int(per_token) * context_tokens + swa * min(context_tokens, window or context_tokens)
-        return exact, f"from the GGUF header ({model.get('kv_method', 'per layer')})"
-    return throughput_model.kv_cache_bytes(model, context_tokens), "estimated from the size (header not read)"
-
-
-def memory_need(model, context_tokens, overhead_bytes):
-    """The RAM the service needs: {model, kv, kv_how, overhead, total} in bytes."""
-    size = _int(model, "size_bytes", "model")
-    kv, how = kv_cache(model, context_tokens)
-    return {"model": size, "kv": kv, "kv_how": how, "overhead": overhead_bytes,
-            "total": size + kv + overhead_bytes}
-
-
-def disk_need(missing_bytes, margin_bytes):
-    """Bytes of free disk needed: what is not on disk yet, plus the margin."""
-    return max(0, missing_bytes) + margin_bytes
-
-
-KV_KEYS = ("kv_bytes_per_token", "kv_swa_bytes_per_token", "kv_swa_window", "kv_method")
-
-
-def choose_quant(candidates, memory_total_bytes, kv_profile, context_tokens, overhead_bytes):
-    """The highest-quality candidate whose memory_need() fits; (chosen or None, candidates with fit and need).
-
-    candidates: quant_candidates() (best first). kv_profile: one quant's GGUF profile (or its KV keys);
-    the KV cache does not depend on the weights' quant, so it sizes every candidate.
-    """
-    kv = {key: kv_profile[key] for key in KV_KEYS if kv_profile.get(key)}
-    table, chosen = [], None
-    for candidate in candidates:
-        need = memory_need(dict(kv, size_bytes=candidate["size_bytes"]), context_tokens, overhead_bytes)["total"]
-        fits = need <= memory_total_bytes
-        table.append(dict(candidate, memory_needed_bytes=need, fits=fits))
-        if fits and chosen is None:
-            chosen = candidate["quant"]
-    return chosen, table
 
 
 def _warnings(hardware):
@@ -148,7 +93,7 @@ def layouts_view(hardware, model, estimate, *, context_tokens, parallel, threads
     try:
         return fleet_sizing.instances_view(hardware, model, context_tokens=context_tokens, parallel=parallel,
                                            threads=threads, numa=numa, overhead_bytes=overhead_bytes)
-    except fleet_sizing.FleetError as exc:
+    except fleet_sizing.LayoutError as exc:
         raise SizingError(f"layouts: {exc}") from None
 
 
@@ -230,7 +175,7 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
                 f"RPC worker {endpoint}: its memory size is unknown ({worker.get('how') or 'no hardware given'}); "
                 "give it in preflight_rpc_worker_hardware, one entry per worker in preflight_rpc_workers' order, "
                 "e.g. [{memory_total_bytes: 206158430208}], or run the play with the worker's facts gathered")
-        ram = _int(own, "memory_total_bytes", f"rpc_workers[{index}].hardware")
+        ram = memory_fit.whole(own, "memory_total_bytes", f"rpc_workers[{index}].hardware")
         layout = {key: hardware[key] for key in WORKER_LAYOUT_KEYS if hardware.get(key) not in (None, "", 0)}
         merged = dict(layout, **{key: value for key, value in own.items() if value not in (None, "")})
         if any(own.get(key) in (None, "", 0) for key in ESTIMATE_NEEDS):
@@ -258,21 +203,24 @@ def rpc_view(hardware, model, workers, *, context_tokens, parallel, threads, num
     try:
         split = fleet_sizing.rpc_split(model, hosts, context_tokens=context_tokens, parallel=parallel,
                                        overhead_bytes=overhead_bytes, n_gpu_layers=n_gpu_layers)
-    except fleet_sizing.FleetError as exc:
+    except fleet_sizing.LayoutError as exc:
         raise SizingError(f"RPC split: {exc}") from None
     return {"split": split, "why_not": "", "fits": bool(split["llama_cpp"]["fits"]),
             "any_fits": split["suggested"] is not None, "n_gpu_layers": n_gpu_layers, "speed_unknowns": unknowns,
             "assumed": assumed, "how": [f"{w['endpoint']}: {w.get('how') or 'given'}" for w in workers]}
 
 
-def size(hardware, model, *, context_tokens, threads, numa="interleave", overhead_bytes=0, disk=None,
-         name="model", host=None, quant_choice=None, tuning=None, gpu_vram_bytes=0, gpu_bandwidth_gbs=0,
-         parallel=1, rpc_workers=None, rpc_layers=None):
-    """Everything the sizing report shows, and whether the play may go on.
+@dataclass(frozen=True)
+class SizingRequest:
+    """What size() sizes: the host, the model, and how the service will run it.
 
+    hardware: llm_hardware facts (or the hardware given to playbooks/estimate.yml).
     model: {size_bytes, quant?, active_bytes?, kv_bytes_per_token?, expert_count?, expert_used_count?, ...}
+    context_tokens: KV cells over all slots (llm_ctx_size x llm_parallel); threads, numa: the service's.
+    overhead_bytes: RAM beyond weights and KV (llm_memory_overhead_bytes).
     disk: {free, missing, margin, path}: bytes free, bytes of the model not on disk yet, bytes to keep free;
     None when there is no disk to check.
+    name, host: the model's and the host's names in the report (host localhost or None: not named).
     quant_choice: llm_choose_quant's {chosen, candidates} when the quant was chosen automatically.
     tuning: the autotune role's document from this host, when it has one (its measured bandwidth).
     gpu_vram_bytes, gpu_bandwidth_gbs: see offload_view.
@@ -280,32 +228,64 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     rpc_workers: on an RPC head, its workers (rpc_view); then the RAM fit is the split's: a model too big for
     the head alone that fits head + workers fits. Empty or None: this host alone, as before.
     rpc_layers: the head's llama_server_rpc_layers (--n-gpu-layers); None or -1: llama.cpp's default.
+    """
+
+    hardware: dict
+    model: dict
+    _: KW_ONLY
+    context_tokens: int
+    threads: int
+    numa: str = "interleave"
+    overhead_bytes: int = 0
+    disk: dict | None = None
+    name: str = "model"
+    host: str | None = None
+    quant_choice: dict | None = None
+    tuning: dict | None = None
+    gpu_vram_bytes: int = 0
+    gpu_bandwidth_gbs: float = 0
+    parallel: int = 1
+    rpc_workers: list | None = None
+    rpc_layers: int | None = None
+
+
+def size(request):
+    """Everything the sizing report shows for a SizingRequest, and whether the play may go on.
+
     Returns {estimate, unknowns, memory, ram_fits, disk, disk_fits, fits, warnings, quants, measured, offload,
     layouts, rpc, report, failure}.
     """
+    if not isinstance(request, SizingRequest):
+        raise SizingError(f"size() takes a SizingRequest, got {type(request).__name__}")
+    hardware, model, context_tokens, threads = request.hardware, request.model, request.context_tokens, request.threads
+    numa, overhead_bytes, disk, name, host = (request.numa, request.overhead_bytes, request.disk, request.name,
+                                              request.host)
+    parallel, rpc_workers, rpc_layers = request.parallel, request.rpc_workers, request.rpc_layers
     if not isinstance(hardware, dict) or not isinstance(model, dict):
         raise SizingError("hardware and model must be mappings (llm_hardware facts; size_bytes, quant, ...)")
     unknowns = hardware_unknowns(hardware)
     estimate = {} if unknowns else throughput_model.estimate(hardware, model, threads=threads, numa=numa)
-    memory = memory_need(model, context_tokens, overhead_bytes)
+    memory = memory_fit.memory_need(model, context_tokens, overhead_bytes)
     total_ram = hardware.get("memory_total_bytes")
     ram_fits = None if not total_ram else memory["total"] <= int(total_ram)
     disk_view = None
     if disk is not None:
-        needed = disk_need(_int(disk, "missing", "disk", memory["model"]), _int(disk, "margin", "disk", 0))
-        disk_view = {"free": _int(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
+        needed = memory_fit.disk_need(memory_fit.whole(disk, "missing", "disk", memory["model"]),
+                                      memory_fit.whole(disk, "margin", "disk", 0))
+        disk_view = {"free": memory_fit.whole(disk, "free", "disk"), "needed": needed, "path": disk.get("path", "")}
     disk_fits = None if disk_view is None else disk_view["needed"] <= disk_view["free"]
     warnings = list(estimate.get("warnings", [])) + _warnings(hardware)
     result = {
         "estimate": estimate, "unknowns": unknowns, "memory": memory, "ram_fits": ram_fits,
         "disk": disk_view, "disk_fits": disk_fits, "fits": ram_fits is not False and disk_fits is not False,
         "warnings": warnings,
-        "quants": _quant_rows(hardware, model, quant_choice, unknowns, threads, numa),
-        "measured": measured_view(tuning, model),
-        "offload": offload_view(hardware, model, estimate, context_tokens, gpu_vram_bytes, gpu_bandwidth_gbs),
+        "quants": _quant_rows(hardware, model, request.quant_choice, unknowns, threads, numa),
+        "measured": measured_view(request.tuning, model),
+        "offload": offload_view(hardware, model, estimate, context_tokens, request.gpu_vram_bytes,
+                                request.gpu_bandwidth_gbs),
         "layouts": None, "rpc": None,
     }
-    parallel = _int({"parallel": parallel}, "parallel", "options")
+    parallel = memory_fit.whole({"parallel": parallel}, "parallel", "options")
     if parallel < 1:
         raise SizingError(f"parallel (slots) must be at least 1, got {parallel}")
     if rpc_workers:
@@ -318,8 +298,9 @@ def size(hardware, model, *, context_tokens, threads, numa="interleave", overhea
     else:
         result["layouts"] = layouts_view(hardware, model, estimate, context_tokens=context_tokens, parallel=parallel,
                                          threads=threads, numa=numa, overhead_bytes=overhead_bytes)
-    result["report"] = render(hardware, model, result, name=name, host=host, context_tokens=context_tokens)
-    result["failure"] = "" if result["fits"] else _failure(hardware, model, result, name)
+    result["report"] = sizing_report.render(hardware, model, result, name=name, host=host,
+                                            context_tokens=context_tokens)
+    result["failure"] = "" if result["fits"] else sizing_report.failure(hardware, model, result, name)
     return result
 
 
@@ -340,192 +321,3 @@ def _quant_rows(hardware, model, quant_choice, unknowns, threads, numa):
                      "memory_needed_bytes": candidate["memory_needed_bytes"], "fits": candidate["fits"],
                      "tokens_per_second": tps, "chosen": candidate["quant"] == quant_choice.get("chosen")})
     return rows
-
-
-def _gb(value, digits=1):
-    return f"{(value or 0) / GB:.{digits}f}"
-
-
-def _q(value):
-    return "?" if value in (None, "") else value
-
-
-def render(hardware, model, result, *, name, host, context_tokens):
-    """The sizing report as a person reads it, one line per fact."""
-    hw, est, mem = hardware, result["estimate"], result["memory"]
-    channels_max = hw.get("memory_channels_max") or est.get("memory_channels_max")
-    lines = [
-        "Sizing report" + (f" for {host}" if host and host != "localhost" else ""),
-        f"  CPU      {hw.get('cpu_model') or 'unknown'}: {_q(hw.get('sockets'))} socket(s), "
-        f"{_q(hw.get('cores'))} cores, {_q(hw.get('threads'))} threads, {_q(hw.get('numa_nodes'))} NUMA node(s)",
-        f"  Memory   {hw.get('memory_type') or 'type unknown'}, {_q(hw.get('memory_channels'))} of "
-        f"{_q(channels_max)} channels populated, {_q(hw.get('memory_speed_mts'))} MT/s (rated "
-        f"{_q(hw.get('memory_speed_rated_mts'))}), {_gb(hw.get('memory_total_bytes'))} GB",
-        f"  Model    {name}: {_gb(mem['model'], 2)} GB" + (f", {model['quant']}" if model.get("quant") else ""),
-    ]
-    if model.get("expert_count"):
-        lines.append(f"  Experts  mixture of experts: {model.get('expert_used_count')} of {model['expert_count']} "
-                     f"used per token, {_gb(model.get('active_bytes'), 2)} GB read per token")
-    elif model.get("active_bytes"):
-        lines.append(f"  Active   {_gb(model['active_bytes'], 2)} GB read per token")
-    if result["quants"]:
-        lines.append("  Quants     auto: the highest quality whose weights + KV cache + overhead fit RAM")
-        for row in result["quants"]:
-            speed = f"{row['tokens_per_second']:.2f} tok/s" if row["tokens_per_second"] else "? tok/s"
-            lines.append(f"             {row['quant']:<8} {_gb(row['size_bytes']):>7} GB, needs "
-                         f"{_gb(row['memory_needed_bytes']):>7} GB: {'fits' if row['fits'] else 'does not fit'}, "
-                         f"{speed}" + ("  <- chosen" if row["chosen"] else ""))
-    if est:
-        lines += [
-            f"  Bandwidth  peak {est['peak_bandwidth_gbs']} GB/s, expected effective {est['effective_bandwidth_gbs']}"
-            f" GB/s (numa {est['numa']}, {est['threads']} threads)",
-            f"  Tokens/s   expected {est['tokens_per_second']:.2f}"
-            + (f" (likely {est['tokens_per_second_low']:.2f}-{est['tokens_per_second_high']:.2f}, the held-out error"
-               " on published measurements)" if est.get("tokens_per_second_low") else "")
-            + (f", ceiling {est['tokens_per_second_ceiling']:.2f}" if est.get("tokens_per_second_ceiling") else "")
-            + f", {est['seconds_per_token']:.3f} s per token, {est['bound']}-bound",
-        ]
-    elif not result["measured"]:
-        lines.append(f"  Tokens/s   unknown: {', '.join(result['unknowns'])} unknown "
-                     f"({hw.get('dmi_status') or 'not given'}); {OVERRIDE_HINT}")
-    measured = result["measured"]
-    if measured:
-        peak = (f"; DIMM arithmetic says {est['peak_bandwidth_gbs']} GB/s peak" if est
-                else "; no DIMM arithmetic (memory layout unknown)")
-        gbs = measured["bandwidth_bytes_per_s"] / GB
-        lines.append(f"  Measured   expected {measured['tokens_per_second']:.2f} tok/s from the measured "
-                     f"{gbs:.1f} GB/s effective (autotune {measured['measured_at']}, "
-                     f"generation x bytes per token){peak}")
-    lines.append(f"  RAM        needs {_gb(mem['total'])} GB (model + {_gb(mem['kv'], 2)} GB KV cache for "
-                 f"{context_tokens} tokens, {mem['kv_how']}, + {_gb(mem['overhead'])} GB overhead), has "
-                 f"{_gb(hw.get('memory_total_bytes'))} GB")
-    disk = result["disk"]
-    if disk is not None:
-        lines.append(f"  Disk       needs {_gb(disk['needed'])} GB more under {disk['path']}, "
-                     f"{_gb(disk['free'])} GB free")
-    offload = result.get("offload")
-    if offload:
-        gpu = offload["gpu"]
-        lines.append(f"  GPU        {gpu['name']}: {_gb(gpu['vram_bytes'])} GB ({gpu['how']}), "
-                     + (f"{gpu['bandwidth_gbs']} GB/s" if gpu["bandwidth_gbs"]
-                        else "bandwidth unknown (no speed prediction)"))
-        lines += gpu_offload.render_lines(offload["plan"], offload["prediction"])
-    if result.get("layouts"):
-        lines += _layouts_lines(result["layouts"])
-    if result.get("rpc"):
-        lines += _rpc_lines(result["rpc"], mem)
-    lines += [f"  WARNING    {warning}" for warning in result["warnings"]]
-    return "\n".join(lines)
-
-
-LIKELY = (min(throughput_model.LOO_RATIO_P10, 0.99), max(throughput_model.LOO_RATIO_P90, 1.01))
-
-
-def _layouts_lines(view):
-    """fleet_sizing's Instances lines and how far to trust them (the form of the Tokens/s line)."""
-    low, high = LIKELY
-    best = view[view["recommended"]] if view[view["recommended"]]["fits"] is not False else view["interleaved"]
-    how = (f"             how: throughput_model per layout (the Tokens/s line's, per node: numa isolate on its "
-           f"share of the cores and bandwidth); likely {best['tokens_per_second'] * low:.2f}-"
-           f"{best['tokens_per_second'] * high:.2f} tok/s for the {view['recommended'].replace('_', ' ')} layout, "
-           "the held-out error at one slot")
-    compared = view["numa_nodes"] > 1 and view["per_node"]["fits"] is not False  # the N x slots lines are shown
-    notes = []
-    if view["parallel"] > 1 or compared:
-        notes.append("several slots decoded as one batch (weights read once per step, the same rate per FLOP) is "
-                     "ASSUMED, not calibrated on a measured batch sweep")
-    if compared:
-        notes.append("the interleaved figure is outside the calibration on more than one socket, so the "
-                     "per-node gain may be understated (llama.cpp #5377 measured almost x2 on 4 nodes)")
-    return fleet_sizing.render_lines(view) + [how] + [f"             trust: {note}" for note in notes if note]
-
-
-def _rpc_lines(view, mem):
-    """The RPC split (fleet_sizing's lines when every host's speed is known, else the fit alone) and how far
-    to trust it."""
-    if view["split"] is None:
-        return [f"  RPC split  not computed: {view['why_not']}; the fit below is this host's alone"]
-    split = view["split"]
-    lines = []
-    if view["speed_unknowns"]:
-        lines += _rpc_fit_lines(split)
-        lines.append(f"             speed: unknown ({', '.join(view['speed_unknowns'])} unknown); "
-                     "set llm_hardware_overrides on the head and the layout in preflight_rpc_worker_hardware")
-    else:
-        lines += fleet_sizing.render_lines(split)
-        best = split["suggested"] or split["llama_cpp"]
-        hosts, net = sum(best["parts"]["hosts"].values()), best["parts"]["latency"] + best["parts"]["transfer"]
-        low, high = LIKELY
-        lines.append(f"             how: each host's share (by bytes read) of throughput_model's time for the whole "
-                     f"model on that host, one after the other, + the network; likely "
-                     f"{1 / (hosts / low + net):.2f}-{1 / (hosts / high + net):.2f} tok/s, the held-out error on "
-                     "the hosts' part")
-        lines.append(f"             trust: the network ({split['latency_s'] * 1e3:.2f} ms per round trip, "
-                     f"{split['link_gbps']:g} Gbit/s) is ASSUMED, not measured (ping your hosts), and no CPU split "
-                     "is measured yet: read it as a floor (one GPU split measured +2.6 ms per boundary)")
-    lines.append(f"             workers' hardware: {'; '.join(view['how'])}")
-    if view["assumed"]:
-        lines.append(f"             assumed: {', '.join(view['assumed'])} built like the head (CPU and memory "
-                     "layout; only the RAM size was given)")
-    configured = ("llama_server_rpc_layers " + str(view["n_gpu_layers"]) if view.get("n_gpu_layers") is not None
-                  else "llama.cpp's default, every layer on the workers")
-    lines.append(f"             fit: the split's as the service loads it ({configured}), not the RAM line's: " + (
-        "fits every host" if view["fits"]
-        else "DOES NOT FIT; the suggested placement does (its --n-gpu-layers as llama_server_rpc_layers)"
-        if view.get("any_fits") else "no placement fits every host's RAM"))
-    return lines
-
-
-def _rpc_fit_lines(split):
-    """The split without speeds: where each layer goes and whether each host's RAM holds it."""
-    hosts = split["llama_cpp"]["hosts"]
-    lines = [f"  RPC split  {len(hosts)} hosts ({hosts[0]['name']}: llama-server; "
-             f"{', '.join(h['name'] for h in hosts[1:])}: ggml-rpc-server), {_gb(split['model_bytes'])} GB of "
-             f"weights + {_gb(split['kv_bytes'])} GB KV"]
-    for label, plan in (("default", split["llama_cpp"]), ("suggested", split["suggested"])):
-        if plan is None:
-            lines.append("             suggested: none; the hosts' RAM cannot hold the model + KV + overhead")
-            continue
-        lines.append(f"             {label}: llama-server {' '.join(plan['flags']['head']) or '(no --rpc)'}")
-        for row in plan["hosts"]:
-            held = (["token_embd"] if row["input"] else []) + (
-                [f"blocks {fleet_sizing._span(row['blocks'])}"] if row["blocks"] else []) + (
-                ["output"] if row["output"] else [])
-            lines.append(f"               {row['role']} {row['name']}: {' + '.join(held) or 'nothing'}; "
-                         f"{_gb(row['weights_bytes'])} GB weights + {_gb(row['kv_bytes'])} GB KV + "
-                         f"{_gb(row['overhead_bytes'])} GB overhead of {_gb(row['ram_bytes'])} GB: "
-                         f"{'fits' if row['fits'] else 'DOES NOT FIT'}")
-    return lines
-
-
-def _failure(hardware, model, result, name):
-    """Why it does not fit: only the checks that failed."""
-    mem, disk, parts = result["memory"], result["disk"] or {}, []
-    rpc = result.get("rpc") or {}
-    if rpc.get("fits") is False and rpc.get("any_fits"):
-        split = rpc["split"]
-        short = ", ".join(f"{h['role']} {h['name']}" for h in split["llama_cpp"]["hosts"] if not h["fits"])
-        flags = split["suggested"]["flags"]["head"]
-        layers = flags[flags.index("--n-gpu-layers") + 1] if "--n-gpu-layers" in flags else "0"
-        configured = (f"llama_server_rpc_layers {rpc['n_gpu_layers']}" if rpc.get("n_gpu_layers") is not None
-                      else "llama_server_rpc_layers -1, llama.cpp's default: every layer on the workers")
-        parts.append(f"{name} does not fit its RPC split as configured ({configured}): {short} cannot hold "
-                     f"its share. Set llama_server_rpc_layers: {layers} on the head (the report's suggested "
-                     "placement, which fits every host).")
-    elif rpc.get("fits") is False:
-        split = rpc["split"]
-        hosts = split["llama_cpp"]["hosts"]
-        has = ", ".join(f"{h['role']} {h['name']} {_gb(h['ram_bytes'])} GB" for h in hosts)
-        parts.append(f"{name} does not fit its RPC split: {_gb(split['model_bytes'])} GB of weights + "
-                     f"{_gb(split['kv_bytes'])} GB KV cache + {_gb(split['overhead_bytes'])} GB overhead on each of "
-                     f"{len(hosts)} hosts, and no placement of its layers fits every host's RAM ({has}; "
-                     f"{_gb(sum(h['ram_bytes'] for h in hosts))} GB in all); more RPC workers "
-                     "(preflight_rpc_workers) would add room.")
-    elif result["ram_fits"] is False and rpc.get("fits") is not True:
-        parts.append(f"{name} needs {_gb(mem['total'])} GB of RAM (model {_gb(mem['model'])} GB + KV cache "
-                     f"{_gb(mem['kv'])} GB + overhead); the host has {_gb(hardware.get('memory_total_bytes'))} GB.")
-    if result["disk_fits"] is False:
-        parts.append(f"Disk: needs {_gb(disk['needed'])} GB free under {disk['path']}, has {_gb(disk['free'])} GB.")
-    parts.append("Choose a smaller quant or model, add memory or disk, "
-                 "or set preflight_ignore_fit: true to run anyway.")
-    return " ".join(parts)
