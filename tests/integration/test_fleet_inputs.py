@@ -34,8 +34,11 @@ BAD = {
 }
 # "both" is a gateway and a server; a good run gives its gateway another port.
 GOOD_BOTH = {"llm_gateway_port": 8000}
+# One llama-server per NUMA node on "plain" (2 nodes, as the hardware override says): its fleet plan has two.
+PER_NODE = {"llama_server_instances": "per_node", "llm_hardware_overrides": {"numa_nodes": 2}, "llm_threads": 2}
 INPUT_PLAY = "Check every host's inputs"
 STOP = "Stop every host when any host's inputs are wrong"
+PLAN = "Plan what this server runs and where the gateway reaches it"
 
 
 def inventory(bad):
@@ -45,7 +48,7 @@ def inventory(bad):
     return {"all": {"vars": COMMON, "children": {
         "llm_gateway": {"hosts": {**host("gw"), **host("both", GOOD_BOTH)}},
         "llm_rpc_workers": {"hosts": host("worker", WORKER)},
-        "llm_servers": {"hosts": {**host("head"), **host("plain"), **host("both", GOOD_BOTH)}},
+        "llm_servers": {"hosts": {**host("head"), **host("plain", PER_NODE), **host("both", GOOD_BOTH)}},
     }}}
 
 
@@ -103,3 +106,26 @@ def test_a_good_fleet_passes_the_input_play(tmp_path):
     ran = {h for t in play["tasks"] for h, res in t["hosts"].items() if not res.get("skipped")
            and t["task"]["name"].startswith(("llm_gateway : ", "llm_rpc_worker : ", "llama_server : "))}
     assert ran == {"gw", "worker", "head", "plain", "both"}
+
+
+def plans(play):
+    [task] = [t for t in play["tasks"] if t["task"]["name"] == PLAN]
+    return {h: res["ansible_facts"]["llm_server_plan"] for h, res in task["hosts"].items() if not res.get("skipped")}
+
+
+def test_the_input_play_plans_every_server_from_its_own_settings(tmp_path):
+    """The fleet plan: each server's instances as its settings and NUMA nodes make them, the plan the gateway's
+    backends and the llama_server role read; the per_node server's two ports are in the port check."""
+    _, result = run_site(tmp_path, {})
+    made = plans(result["plays"][0])
+    assert set(made) == {"head", "plain", "both"}
+    assert [(i["unit"], i["port"], i.get("threads")) for i in made["plain"]["instances"]] == [
+        ("llama-server-node0.service", 8080, 1), ("llama-server-node1.service", 8081, 1)]
+    assert made["plain"]["numa_nodes"] == 2 and made["plain"]["mode"] == "per_node"
+    assert [(i["gateway_server"], i["port"]) for i in made["head"]["instances"]] == [("head", 8080)]
+    # A refused server has no plan, and the gateway's check still runs (its backends leave that server out).
+    _, bad = run_site(tmp_path, {"plain": {"llama_server_alias": "my model"}})
+    assert set(plans(bad["plays"][0])) == {"head", "both"}
+    assert not failures(bad["plays"][0]["tasks"], "gw")[:-1]
+    [(task, _)] = [f for f in failures(bad["plays"][0]["tasks"], "gw")]
+    assert task == STOP

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import haproxy_runtime as rt
+from fleet_plans import with_plans  # tests/support
 from haproxy_lab import HAPROXY, Haproxy, Node, free_port, render, role_variables, wait_until  # tests/support
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +175,7 @@ print(json.dumps({name: rt.server_state(sys.argv[1], "llm_servers", name)["state
 
 
 def test_a_per_node_server_is_drained_and_put_back_by_every_instance_name(tmp_path, monkeypatch):
-    """llama_server_instances: per_node in the inventory and 2 NUMA nodes: drain and ready address llm-1-n0 and
+    """A fleet plan with llama_server_instances: per_node on 2 NUMA nodes: drain and ready address llm-1-n0 and
     llm-1-n1 (the names the default backends give), and leave llm-2 alone."""
     nodes = {name: Node(name) for name in ("llm-1-n0", "llm-1-n1", "llm-2")}
     socket_path = str(tmp_path / "admin.sock")
@@ -185,9 +186,9 @@ def test_a_per_node_server_is_drained_and_put_back_by_every_instance_name(tmp_pa
         tmp_path, socket_path)
     try:
         assert wait_until(lambda: all(rt.up(rt.server_state(socket_path, "llm_servers", n)) for n in nodes))
-        inventory = {"llm-1": {"ansible_host": "127.0.0.1", "llama_server_instances": "per_node",
-                               "llm_hardware": {"numa_nodes": 2}},
-                     "llm-2": {"ansible_host": "127.0.0.1"}}
+        inventory = with_plans({"llm-1": {"ansible_host": "127.0.0.1", "llama_server_instances": "per_node",
+                                          "llm_hardware": {"numa_nodes": 2}},
+                                "llm-2": {"ansible_host": "127.0.0.1"}})
         monkeypatch.setattr(__import__(__name__), "PLAYBOOK", PER_NODE_PLAYBOOK)
         monkeypatch.setattr(__import__(__name__), "PROBE", PER_NODE_PROBE)
         result = play(tmp_path, socket_path, inventory, "llm-1")

@@ -1,5 +1,6 @@
 """The llm_gateway role's input checks through Ansible: each bad value fails at a named check before
-anything changes, no message shows a key, and the default backends come from the inventory's hostvars.
+anything changes, no message shows a key, and the default backends come from the servers' fleet plans (the
+llm_server_plan facts site.yml's first play sets; given here as the inventory's, made by the same function).
 
 One ansible-playbook run: one inventory host per case (local connection), the role's validate entry point
 (argument spec + tasks/validate.yml) on the `cases` group, its drain entry point's checks on `drain_cases`
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fleet_plans import with_plans  # tests/support
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-" + "k3y" * 8
@@ -134,8 +136,8 @@ def run(tmp_path_factory):
     inventory = {"all": {"vars": local, "children": {
         "cases": {"hosts": {**{name: values for name, (values, _) in CASES.items()}, **GOOD}},
         "drain_cases": {"hosts": {name: values for name, (values, _) in DRAIN_CASES.items()}},
-        "llm_servers": {"hosts": LLM_SERVERS},
-        "other_servers": {"hosts": {"gpu-box": {"ansible_host": "10.9.9.9", "llama_server_port": 9090}}},
+        "llm_servers": {"hosts": with_plans(LLM_SERVERS)},
+        "other_servers": {"hosts": with_plans({"gpu-box": {"ansible_host": "10.9.9.9", "llama_server_port": 9090}})},
     }}}
     (folder / "hosts.json").write_text(json.dumps(inventory))
     (folder / "play.yml").write_text(PLAYBOOK)
@@ -170,7 +172,7 @@ def backends_of(result, host):
     return task["hosts"][host]["llm_gateway_backends"]
 
 
-def test_good_settings_pass_and_the_backends_come_from_the_inventory(run):
+def test_good_settings_pass_and_the_backends_come_from_the_plans(run):
     result, _ = run
     assert not set(GOOD) & set(failures(result))
     assert backends_of(result, "good") == [

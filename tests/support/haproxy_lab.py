@@ -26,6 +26,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
 from ansible_collections.cpu_llm.infra.plugins.module_utils.gateway_config import default_backends
+from fleet_plans import plan  # tests/support
 from role_vars import trusted  # tests/support
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
@@ -35,15 +36,16 @@ ROLE = Path(__file__).resolve().parents[2] / "roles" / "llm_gateway"
 def role_variables(inventory=None, **overrides):
     """The llm_gateway role's variables as Ansible sees them on the gateway host.
 
-    inventory: {host: its hostvars} of the llm_servers group. llm_gateway_backends is computed from it
-    by the function behind the role's default (the cpu_llm.infra.llm_gateway_backends filter, which a
-    bare Templar cannot load) unless given. overrides win over everything, private variables too (the
-    tests move the runtime socket and the key files into a temporary directory).
+    inventory: {host: its hostvars} of the llm_servers group. llm_gateway_backends is computed from their
+    fleet plans (as site.yml's first play makes them) by the function behind the role's default (the
+    cpu_llm.infra.llm_gateway_backends filter, which a bare Templar cannot load) unless given. overrides win over
+    everything, private variables too (the tests move the runtime socket and the key files into a temporary
+    directory).
     """
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     private = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
     inventory = inventory or {}
-    defaults["llm_gateway_backends"] = default_backends(list(inventory), inventory)
+    defaults["llm_gateway_backends"] = default_backends(list(inventory), [plan(h, v) for h, v in inventory.items()])
     return {**trusted(defaults), "groups": {"llm_servers": list(inventory)}, "hostvars": inventory,
             "inventory_hostname": "gateway-1", "ansible_managed": "Ansible managed", **trusted(private), **overrides}
 

@@ -1,26 +1,42 @@
-"""The gateway's backends from the inventory and its input rules (module_utils/gateway_config.py)."""
+"""The gateway's backends from the servers' fleet plans and its input rules (module_utils/gateway_config.py)."""
 
 import pytest
+from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_plan
 from ansible_collections.cpu_llm.infra.plugins.module_utils import gateway_config as gc
 
 KEY = "sk-" + "a1" * 10
 
 
-def test_default_backends_follow_the_inventory():
-    hostvars = {
-        "llm-1": {"ansible_host": "10.0.0.1"},
-        "llm-2": {"ansible_host": "10.0.0.2", "llama_server_port": 8081, "llm_gateway_backend_address": "192.168.5.2"},
-        "llm-3.example.net": {},
-        "llm-4": {"ansible_host": "fd00::4", "llama_server_port": "9000", "llm_gateway_backend_maxconn": "2"},
-    }
-    assert gc.default_backends(list(hostvars), hostvars) == [
+def plans(servers):
+    """{host: (mode, port, numa_nodes, address, maxconn)} -> (hosts, plans) as site.yml's first play makes them."""
+    return list(servers), [fleet_plan.server_plan(h, mode, port, 8, {"numa_nodes": nodes}, address, maxconn)
+                           for h, (mode, port, nodes, address, maxconn) in servers.items()]
+
+
+def test_default_backends_follow_the_plans():
+    hosts, made = plans({
+        "llm-1": ("single", 8080, 1, "10.0.0.1", None),
+        "llm-2": ("single", 8081, 1, "192.168.5.2", None),
+        "llm-3.example.net": ("single", 8080, 1, None, None),
+        "llm-4": ("single", "9000", 1, "fd00::4", "2"),
+    })
+    assert gc.default_backends(hosts, made) == [
         {"name": "llm-1", "address": "10.0.0.1", "port": 8080},
         {"name": "llm-2", "address": "192.168.5.2", "port": 8081},
         {"name": "llm-3.example.net", "address": "llm-3.example.net", "port": 8080},
         {"name": "llm-4", "address": "fd00::4", "port": 9000, "maxconn": 2},
     ]
-    assert gc.default_backends([], {}) == [] and gc.default_backends(None, {}) == []
-    assert gc.backends_problems(gc.default_backends(list(hostvars), hostvars)) == []
+    assert gc.default_backends([], []) == [] and gc.default_backends(None, None) == []
+    assert gc.backends_problems(gc.default_backends(hosts, made)) == []
+
+
+def test_a_server_without_a_plan_is_named_unless_this_play_refused_it():
+    hosts, made = plans({"llm-1": ("single", 8080, 1, "10.0.0.1", None)})
+    with pytest.raises(ValueError, match=r"llm-2 has no llm_server_plan: site\.yml's first play sets it"):
+        gc.default_backends([*hosts, "llm-2"], [*made, {}])
+    # Refused in this play: the run stops at the input play's last task, the other backends are still checked.
+    assert gc.default_backends([*hosts, "llm-2"], [*made, {}], refused=["llm-2"]) == [
+        {"name": "llm-1", "address": "10.0.0.1", "port": 8080}]
 
 
 GOOD = [{"name": "llm-1", "address": "10.0.0.1", "port": 8080},
@@ -112,23 +128,14 @@ def test_bind_addresses(address, ok):
 
 @pytest.mark.parametrize("nodes", [2, 4])
 def test_a_per_node_host_is_one_backend_per_numa_node(nodes):
-    hostvars = {
-        "llm-1": {"ansible_host": "10.0.0.1", "llama_server_instances": "per_node",
-                  "llm_hardware": {"numa_nodes": nodes}, "llm_gateway_backend_maxconn": 4},
-        "llm-2": {"ansible_host": "10.0.0.2", "llama_server_port": "9000", "llama_server_instances": "per_node",
-                  "llm_hardware": {"numa_nodes": nodes}},
-        "llm-3": {"ansible_host": "10.0.0.3", "llm_hardware": {"numa_nodes": nodes}},  # single: one, as before
-    }
-    backends = gc.default_backends(list(hostvars), hostvars)
+    hosts, made = plans({
+        "llm-1": ("per_node", 8080, nodes, "10.0.0.1", 4),
+        "llm-2": ("per_node", "9000", nodes, "10.0.0.2", None),
+        "llm-3": ("single", 8080, nodes, "10.0.0.3", None),  # single: one, as before
+    })
+    backends = gc.default_backends(hosts, made)
     assert backends == (
         [{"name": f"llm-1-n{n}", "address": "10.0.0.1", "port": 8080 + n, "maxconn": 4} for n in range(nodes)]
         + [{"name": f"llm-2-n{n}", "address": "10.0.0.2", "port": 9000 + n} for n in range(nodes)]
         + [{"name": "llm-3", "address": "10.0.0.3", "port": 8080}])
     assert gc.backends_problems(backends) == []
-
-
-def test_a_per_node_host_whose_nodes_were_not_read_or_a_bad_layout_is_refused_by_name():
-    with pytest.raises(ValueError, match="llm-1: llama_server_instances: per_node on llm-1: its NUMA node count"):
-        gc.default_backends(["llm-1"], {"llm-1": {"llama_server_instances": "per_node"}})
-    with pytest.raises(ValueError, match="llm-1: llama_server_instances must be one of single, per_node"):
-        gc.default_backends(["llm-1"], {"llm-1": {"llama_server_instances": "numa"}})

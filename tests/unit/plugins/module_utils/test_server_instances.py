@@ -78,14 +78,3 @@ def test_retired_are_this_roles_units_the_layout_no_longer_wants():
         {"unit": "llama-server-node0.service", "node": 0, "port": 8080}]
     assert si.retired(["llama-server.service"], single, 8080) == []  # today's hosts: nothing to stop
     assert si.retired([], wanted, 8080) == []
-
-
-def test_gateway_names_of_a_node_and_who_needs_a_reading():
-    assert si.server_names("llm-1", {}) == ["llm-1"]
-    assert si.server_names("llm-1", {"llama_server_instances": "single", "llm_hardware": {"numa_nodes": 2}}) == [
-        "llm-1"]
-    per_node = {"llama_server_instances": "per_node", "llm_hardware": {"numa_nodes": 4}}
-    assert si.server_names("llm-1", per_node) == ["llm-1-n0", "llm-1-n1", "llm-1-n2", "llm-1-n3"]
-    assert si.server_names("edge", per_node) == ["edge-n0", "edge-n1", "edge-n2", "edge-n3"]
-    hostvars = {"a": {}, "b": {"llama_server_instances": "per_node"}, "c": per_node}
-    assert si.needs_numa_nodes(["a", "b", "c"], hostvars) == ["b"]

@@ -5,25 +5,21 @@ return a list of messages (empty: fine), each naming the variable; validate.yml 
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import gateway_config, server_instances
+from ansible_collections.cpu_llm.infra.plugins.module_utils import fleet_plan, gateway_config
 
 
-def llm_gateway_backends(hosts, hostvars, default_port=8080):
+def llm_gateway_backends(plans, hosts, refused=()):
     try:
-        return gateway_config.default_backends(hosts, hostvars, int(default_port))
+        return gateway_config.default_backends(list(hosts or []), list(plans or []), list(refused or []))
     except (KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"llm_gateway_backends: {exc}") from exc
 
 
-def llm_gateway_server_names(base, hostvars_of_node):
+def llm_gateway_server_names(base, plan=None):
     try:
-        return server_instances.server_names(base, hostvars_of_node)
-    except server_instances.InstancesError as exc:
-        raise AnsibleFilterError(f"llm_gateway_server_names: {exc}") from None
-
-
-def llm_gateway_numa_unread(hosts, hostvars):
-    return server_instances.needs_numa_nodes(hosts, hostvars)
+        return fleet_plan.gateway_server_names(base, plan)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError(f"llm_gateway_server_names: llm_server_plan is not a fleet plan ({exc})") from None
 
 
 def llm_gateway_backends_check(value, name="llm_gateway_backends"):
@@ -48,7 +44,6 @@ class FilterModule:
             "llm_gateway_backends": llm_gateway_backends,
             "llm_gateway_backends_check": llm_gateway_backends_check,
             "llm_gateway_server_names": llm_gateway_server_names,
-            "llm_gateway_numa_unread": llm_gateway_numa_unread,
             "llm_gateway_api_keys_check": llm_gateway_api_keys_check,
             "llm_gateway_path_check": llm_gateway_path_check,
             "llm_gateway_bind_check": llm_gateway_bind_check,

@@ -1,19 +1,23 @@
 """Filters for the llama_server role's instances and their command lines: thin Ansible glue over
-module_utils/server_instances.py and module_utils/server_command.py.
+module_utils/server_instances.py, module_utils/fleet_plan.py and module_utils/server_command.py.
 
 Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import server_command, server_instances, systemd_syntax
+from ansible_collections.cpu_llm.infra.plugins.module_utils import (
+    fleet_plan,
+    server_command,
+    server_instances,
+    systemd_syntax,
+)
 
 
-def llm_server_instances(mode, host, port, threads, hardware=None):
+def llm_server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=None):
     try:
-        nodes = server_instances.numa_nodes(hardware) if mode == "per_node" else None
-        return server_instances.instances(mode, host, port, threads, nodes)
-    except server_instances.InstancesError as exc:
-        raise AnsibleFilterError(f"llm_server_instances: {exc}") from None
+        return fleet_plan.server_plan(host, mode, port, threads, hardware, address, maxconn)
+    except fleet_plan.PlanError as exc:
+        raise AnsibleFilterError(f"llm_server_plan: {exc}") from None
 
 
 def llm_server_instances_check(mode, port, threads, hardware=None, rpc_workers=(), backend="cpu", gpu_offload="auto"):
@@ -41,8 +45,8 @@ def llm_server_commands(instances, inputs):
 class FilterModule:
     def filters(self):
         return {
-            "llm_server_instances": llm_server_instances,
             "llm_server_instances_check": llm_server_instances_check,
+            "llm_server_plan": llm_server_plan,
             "llm_server_retired": llm_server_retired,
             "llm_server_commands": llm_server_commands,
         }

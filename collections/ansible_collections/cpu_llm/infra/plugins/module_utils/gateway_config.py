@@ -1,6 +1,6 @@
 """The gateway's (roles/llm_gateway) backends and input rules, in plain Python.
 
-No Ansible imports. default_backends() builds llm_gateway_backends from the inventory; the *_problems
+No Ansible imports. default_backends() builds llm_gateway_backends from the servers' fleet plans; the *_problems
 functions return messages (empty: fine), each naming the variable and the expected form, never a key.
 Every value checked here is written into haproxy.cfg or a map file, whose syntax splits on spaces and
 treats # " ' \\ and $ specially: what passes needs no quoting there.
@@ -9,7 +9,7 @@ treats # " ' \\ and $ specially: what passes needs no quoting there.
 import ipaddress
 import re
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks, server_instances
+from ansible_collections.cpu_llm.infra.plugins.module_utils import input_checks
 
 # A backend server's name: one word for the runtime API (set server <backend>/<name> ...) and the logs.
 SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -23,35 +23,30 @@ BACKEND_KEYS = {"name", "address", "port", "maxconn"}
 KEY_MIN, KEY_MAX = 16, 512
 
 
-def default_backends(hosts, hostvars, default_port=8080):
-    """One backend per llama-server instance of each inventory host: named after the host, at
-    llm_gateway_backend_address, else ansible_host, else the inventory name, on llama_server_port (default
-    8080); llm_gateway_backend_maxconn when set. A host with llama_server_instances: per_node runs one
-    instance per NUMA node (its llm_hardware fact's numa_nodes): server <host>-n<N> on llama_server_port + N
-    (server_instances.instances, which the llama_server role runs them by).
+def default_backends(hosts, plans, refused=()):
+    """One backend per llama-server instance of each server, from its fleet plan (module_utils/fleet_plan.py,
+    the llm_server_plan fact site.yml's first play sets): named after the instance (the host, or <host>-n<N>
+    for NUMA node N of a per_node server), at the plan's address, on the instance's port; the plan's maxconn
+    when set.
 
-    hostvars: Ansible's hostvars (or any mapping of host -> mapping).
+    hosts: the server names in order; plans: each one's plan in the same order (empty: none was made);
+    refused: hosts whose inputs this play refused (no plan, and the run stops before any change): left out.
     """
+    hosts, plans = list(hosts or []), list(plans or [])
+    if len(hosts) != len(plans):
+        raise ValueError(f"{len(hosts)} servers but {len(plans)} plans: one plan per server, in their order")
     backends = []
-    for host in hosts or []:
-        values = hostvars[host]
-        address = values.get("llm_gateway_backend_address") or values.get("ansible_host") or host
-        port = values.get("llama_server_port", default_port)
-        mode = values.get("llama_server_instances", "single") or "single"
-        maxconn = values.get("llm_gateway_backend_maxconn")
-        if mode == "single" or not str(port).isdigit():
-            places = [(host, int(port) if str(port).isdigit() else port)]  # a bad port: backends_problems says so
-        else:
-            try:
-                nodes = server_instances.numa_nodes(values.get("llm_hardware"))
-                places = [(i["gateway_server"], i["port"]) for i in server_instances.instances(mode, host, port,
-                                                                                                nodes=nodes)]
-            except server_instances.InstancesError as exc:
-                raise ValueError(f"{host}: {exc}") from None
-        for name, place_port in places:
-            entry = {"name": name, "address": str(address), "port": place_port}
-            if maxconn not in (None, "", 0):
-                entry["maxconn"] = int(maxconn) if str(maxconn).isdigit() else maxconn
+    for host, plan in zip(hosts, plans, strict=True):
+        if not plan and host in (refused or ()):
+            continue
+        if not plan:
+            raise ValueError(f"{host} has no llm_server_plan: site.yml's first play sets it once the host's inputs "
+                             "pass their checks (were they refused, or is this play not site.yml?); list "
+                             "llm_gateway_backends to run the gateway without it")
+        for instance in plan["instances"]:
+            entry = {"name": instance["gateway_server"], "address": plan["address"], "port": instance["port"]}
+            if plan.get("maxconn") is not None:
+                entry["maxconn"] = plan["maxconn"]
             backends.append(entry)
     return backends
 

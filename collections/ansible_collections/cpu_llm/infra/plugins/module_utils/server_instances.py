@@ -141,20 +141,3 @@ def retired(unit_files, wanted, port):
         node = None if match.group(1) is None else int(match.group(1))
         found.append({"unit": name, "node": node, "port": port + (node or 0)})
     return sorted(found, key=lambda e: -1 if e["node"] is None else e["node"])
-
-
-def server_names(base, hostvars_of_host):
-    """The gateway server names of one llm_servers host, from its inventory variables (llama_server_instances,
-    default single) and its llm_hardware fact: what the llm_gateway role's backends list for it. base: its server
-    name (the inventory name unless the gateway's llm_gateway_server says otherwise)."""
-    mode = hostvars_of_host.get("llama_server_instances", "single") or "single"
-    nodes = numa_nodes(hostvars_of_host.get("llm_hardware")) if mode == "per_node" else None
-    # The port only places the instances; the names do not depend on it.
-    return [entry["gateway_server"] for entry in instances(mode, base, 8080, nodes=nodes)]
-
-
-def needs_numa_nodes(hosts, hostvars):
-    """The hosts that run per_node but whose NUMA node count this run has not read (llm_hardware missing)."""
-    return [host for host in hosts or []
-            if (hostvars[host].get("llama_server_instances", "single") or "single") == "per_node"
-            and numa_nodes(hostvars[host].get("llm_hardware")) is None]
