@@ -1,9 +1,10 @@
 """A fleet's inputs are checked together: one wrong value on any host stops every host before any changes.
 
 site.yml (check mode) against a fleet-shaped inventory of aliases of this machine: a gateway, an RPC worker
-and three servers (one the worker's head, one also a gateway). One run has a wrong value on the gateway,
-the worker, one server and the host that is both (its two roles on one port) at once: each of those is
-refused at its own input check, naming the variable; the good server stops at the input play's last task,
+and four servers (one the worker's head, one per NUMA node, two also gateways). One run has a wrong value on
+the gateway, the worker, one server, a host that is both (its two roles on one port) and one that is both
+(its gateway would publish its keyless server) at once: each of those is refused at its own input check,
+naming the variable; the good server stops at the input play's last task,
 naming the refused hosts; no host runs a task of a later play, and none reported a change. A second run,
 all good, passes the input play on every host.
 """
@@ -22,7 +23,8 @@ COMMON = {
     "gguf_model_repo": "org/model-GGUF", "gguf_model_endpoint": "http://127.0.0.1:9",
     "gguf_model_files": [{"name": "model-Q6_K.gguf", "sha256": "0" * 64}],
 }
-WORKER = {"llm_rpc_head": "head", "llm_rpc_worker_address": "127.0.0.1",
+# The worker and its head are one machine (one ansible_host): a worker on loopback may serve only a head there.
+WORKER = {"ansible_host": "127.0.0.1", "llm_rpc_head": "head", "llm_rpc_worker_address": "127.0.0.1",
           "llm_rpc_worker_allowed_sources": ["127.0.0.1"]}
 BAD = {
     "gw": ({"llm_gateway_timeout_server": 5}, "llm_gateway_timeout_server must be 60-86400 seconds"),
@@ -31,9 +33,14 @@ BAD = {
     # Gateway and server on one host, both on 8080 (each role's own check passes): only compared across roles.
     "both": ({"llm_gateway_port": 8080}, "llama_server_port (8080 on 127.0.0.1) and llm_gateway_port (8080 on 0.0.0.0)"
                                          " would both listen on port 8080 of both"),
+    # A gateway on every address in front of its own host's keyless (loopback) llama-server, no client keys.
+    "edge": ({"llm_gateway_bind_address": "0.0.0.0"},  # noqa: S104
+             "llm_gateway_api_keys must be set when llm_gateway_bind_address is 0.0.0.0: edge's own llama-server"),
 }
 # "both" is a gateway and a server; a good run gives its gateway another port.
-GOOD_BOTH = {"llm_gateway_port": 8000}
+GOOD_BOTH = {"llm_gateway_port": 8000, "llm_gateway_api_keys": [{"name": "alice", "key": "alice-key-0123456789ab"}]}
+# "edge" is a gateway and a keyless server; a good run keeps its gateway on loopback.
+GOOD_EDGE = {"llm_gateway_port": 8001, "llm_gateway_bind_address": "127.0.0.1"}
 # One llama-server per NUMA node on "plain" (2 nodes, as the hardware override says): its fleet plan has two.
 PER_NODE = {"llama_server_instances": "per_node", "llm_hardware_overrides": {"numa_nodes": 2}, "llm_threads": 2}
 INPUT_PLAY = "Check every host's inputs"
@@ -46,9 +53,10 @@ def inventory(bad):
     def host(name, values=None):
         return {name: {**(values or {}), **bad.get(name, {})}}
     return {"all": {"vars": COMMON, "children": {
-        "llm_gateway": {"hosts": {**host("gw"), **host("both", GOOD_BOTH)}},
+        "llm_gateway": {"hosts": {**host("gw"), **host("both", GOOD_BOTH), **host("edge", GOOD_EDGE)}},
         "llm_rpc_workers": {"hosts": host("worker", WORKER)},
-        "llm_servers": {"hosts": {**host("head"), **host("plain", PER_NODE), **host("both", GOOD_BOTH)}},
+        "llm_servers": {"hosts": {**host("head", {"ansible_host": "127.0.0.1"}), **host("plain", PER_NODE),
+                                  **host("both", GOOD_BOTH), **host("edge", GOOD_EDGE)}},
     }}}
 
 
@@ -101,11 +109,11 @@ def test_a_good_fleet_passes_the_input_play(tmp_path):
     _, result = run_site(tmp_path, {})
     play = result["plays"][0]
     assert play["play"]["name"].startswith(INPUT_PLAY)
-    for host in ("gw", "worker", "head", "plain", "both"):
+    for host in ("gw", "worker", "head", "plain", "both", "edge"):
         assert not failures(play["tasks"], host), (host, failures(play["tasks"], host)[:1])
     ran = {h for t in play["tasks"] for h, res in t["hosts"].items() if not res.get("skipped")
            and t["task"]["name"].startswith(("llm_gateway : ", "llm_rpc_worker : ", "llama_server : "))}
-    assert ran == {"gw", "worker", "head", "plain", "both"}
+    assert ran == {"gw", "worker", "head", "plain", "both", "edge"}
 
 
 def plans(play):
@@ -118,14 +126,14 @@ def test_the_input_play_plans_every_server_from_its_own_settings(tmp_path):
     backends and the llama_server role read; the per_node server's two ports are in the port check."""
     _, result = run_site(tmp_path, {})
     made = plans(result["plays"][0])
-    assert set(made) == {"head", "plain", "both"}
+    assert set(made) == {"head", "plain", "both", "edge"}
     assert [(i["unit"], i["port"], i.get("threads")) for i in made["plain"]["instances"]] == [
         ("llama-server-node0.service", 8080, 1), ("llama-server-node1.service", 8081, 1)]
     assert made["plain"]["numa_nodes"] == 2 and made["plain"]["mode"] == "per_node"
     assert [(i["gateway_server"], i["port"]) for i in made["head"]["instances"]] == [("head", 8080)]
     # A refused server has no plan, and the gateway's check still runs (its backends leave that server out).
     _, bad = run_site(tmp_path, {"plain": {"llama_server_alias": "my model"}})
-    assert set(plans(bad["plays"][0])) == {"head", "both"}
+    assert set(plans(bad["plays"][0])) == {"head", "both", "edge"}
     assert not failures(bad["plays"][0]["tasks"], "gw")[:-1]
     [(task, _)] = [f for f in failures(bad["plays"][0]["tasks"], "gw")]
     assert task == STOP

@@ -18,7 +18,8 @@ def plan(host, values):
         host, values.get("llama_server_instances", "single"), values.get("llama_server_port", DEFAULT_PORT),
         values.get("llama_server_threads", 8), values.get("llm_hardware"),
         values.get("llm_gateway_backend_address") or values.get("ansible_host"),
-        values.get("llm_gateway_backend_maxconn"))
+        values.get("llm_gateway_backend_maxconn"), values.get("llama_server_host", "127.0.0.1"),
+        bool(values.get("llama_server_api_key")))
 
 
 def with_plans(inventory):

@@ -7,9 +7,10 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instan
 
 
 def test_a_single_server_is_one_instance_on_its_port_and_reached_at_its_address():
-    plan = fp.server_plan("llm-1", "single", 8081, 64, {"numa_nodes": 2}, "10.0.0.5", None)
-    assert plan == {"host": "llm-1", "mode": "single", "address": "10.0.0.5", "maxconn": None, "numa_nodes": 2,
-                    "threads": 64, "instances": si.instances("single", "llm-1", 8081)}
+    plan = fp.server_plan("llm-1", "single", 8081, 64, {"numa_nodes": 2}, "10.0.0.5", None, "10.0.0.5", True)
+    assert plan == {"host": "llm-1", "mode": "single", "address": "10.0.0.5", "maxconn": None, "listen": "10.0.0.5",
+                    "api_key": True, "numa_nodes": 2, "threads": 64,
+                    "instances": si.instances("single", "llm-1", 8081)}
     assert fp.listener_ports(plan) == [8081]
     assert fp.gateway_server_names("llm-1", plan) == ["llm-1"]
 
@@ -33,6 +34,7 @@ def test_the_plan_is_plain_data_whatever_the_inventory_types():
     """INI inventories give strings: the plan holds numbers, so the gateway and the port check compare ports."""
     plan = fp.server_plan("llm-1", None, "9000", "8", None, None, "")
     assert plan["mode"] == "single" and plan["maxconn"] is None and plan["numa_nodes"] is None
+    assert plan["listen"] == "127.0.0.1" and plan["api_key"] is False
     assert fp.listener_ports(plan) == [9000] and isinstance(plan["threads"], int)
 
 

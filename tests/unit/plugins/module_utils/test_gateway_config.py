@@ -139,3 +139,38 @@ def test_a_per_node_host_is_one_backend_per_numa_node(nodes):
         + [{"name": f"llm-2-n{n}", "address": "10.0.0.2", "port": 9000 + n} for n in range(nodes)]
         + [{"name": "llm-3", "address": "10.0.0.3", "port": 8080}])
     assert gc.backends_problems(backends) == []
+
+
+def server(host, listen="127.0.0.1", key=False):
+    return fleet_plan.server_plan(host, "single", 8080, 8, None, host, None, listen, key)
+
+
+ANY = "0.0.0.0"  # noqa: S104 (the gateway binds every address)
+
+
+@pytest.mark.parametrize(("plans", "bind", "client_keys", "refused"), [
+    ([server("gw")], ANY, False, True),  # its own keyless server, published to every address
+    ([server("gw")], "10.0.0.9", False, True),
+    ([server("gw", "::1")], ANY, False, True),
+    ([server("gw")], ANY, True, False),  # clients need a key at the edge
+    ([server("gw")], "127.0.0.1", False, False),  # the gateway is loopback-only too
+    ([server("gw", key=True)], ANY, False, False),  # the server checks the client's key itself
+    ([server("llm-1")], ANY, False, False),  # another host's server: not this gateway's loopback
+    ([server("gw", "10.0.0.9", True)], ANY, False, False),
+    ([{}], ANY, False, False),  # no plan (refused in this play): the backends check says so
+])
+def test_a_gateway_never_publishes_its_own_keyless_server(plans, bind, client_keys, refused):
+    found = gc.exposure_problems(plans, "gw", bind, client_keys)
+    assert bool(found) is refused
+    if refused:
+        assert found[0].startswith(f"llm_gateway_api_keys must be set when llm_gateway_bind_address is {bind}")
+        assert "gw's own llama-server has no API key" in found[0]
+
+
+def test_a_client_key_must_not_be_the_nodes_key_and_is_never_shown():
+    keys = [{"name": "alice", "key": KEY}, {"name": "bob", "key": KEY + "b"}]
+    found = gc.client_key_problems(keys, KEY)
+    assert found == ["llm_gateway_api_keys[0] (alice) is the key the nodes accept (llm_gateway_backend_api_key): a "
+                     "client holding it could call a node directly, past the gateway; give clients keys of their own"]
+    assert gc.client_key_problems(keys, KEY + "c") == [] and gc.client_key_problems(keys, "") == []
+    assert KEY not in " ".join(found)

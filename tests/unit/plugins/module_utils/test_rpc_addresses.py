@@ -127,3 +127,19 @@ def test_good_endpoints(values):
 def test_bad_endpoints(values, expected):
     problems = llm_rpc_endpoints_check(values, "w")
     assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+@pytest.mark.parametrize(("address", "head", "same", "refused"), [
+    ("127.0.0.1", "llm-1", False, True),
+    ("127.0.0.2", "llm-1", False, True),
+    ("::1", "llm-1", False, True),
+    ("127.0.0.1", "llm-1", True, False),  # the head is this machine: loopback reaches it
+    ("10.0.0.7", "llm-1", False, False),
+    ("127.0.0.1", "", False, False),  # no head: the llm role's check names llm_rpc_head
+])
+def test_a_loopback_worker_must_serve_a_head_on_its_own_machine(address, head, same, refused):
+    found = ra.loopback_head(address, "worker-1", head, same)
+    assert bool(found) is refused
+    if refused:
+        assert found[0].startswith(f"llm_rpc_worker_address {address} on worker-1 is loopback")
+        assert "llm_rpc_head names llm-1" in found[0]

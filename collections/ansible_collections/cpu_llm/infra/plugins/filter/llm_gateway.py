@@ -26,8 +26,12 @@ def llm_gateway_backends_check(value, name="llm_gateway_backends"):
     return gateway_config.backends_problems(value, name)
 
 
-def llm_gateway_api_keys_check(value, name="llm_gateway_api_keys"):
-    return gateway_config.api_keys_problems(value, name)
+def llm_gateway_api_keys_check(value, name="llm_gateway_api_keys", backend_key=""):
+    return gateway_config.api_keys_problems(value, name) + gateway_config.client_key_problems(value, backend_key)
+
+
+def llm_gateway_exposure_check(plans, gateway_host, bind_address, client_keys):
+    return gateway_config.exposure_problems(list(plans or []), gateway_host, bind_address, bool(client_keys))
 
 
 def llm_gateway_path_check(value, name, required=True):
@@ -45,6 +49,7 @@ class FilterModule:
             "llm_gateway_backends_check": llm_gateway_backends_check,
             "llm_gateway_server_names": llm_gateway_server_names,
             "llm_gateway_api_keys_check": llm_gateway_api_keys_check,
+            "llm_gateway_exposure_check": llm_gateway_exposure_check,
             "llm_gateway_path_check": llm_gateway_path_check,
             "llm_gateway_bind_check": llm_gateway_bind_check,
         }

@@ -63,6 +63,10 @@ def llm_listen_address_check(value, name, host_addresses, ipv4_only=True):
     return rpc_addresses.listen_address(name, value, list(host_addresses or []), bool(ipv4_only))
 
 
+def llm_rpc_loopback_head_check(address, worker, head, same_machine):
+    return rpc_addresses.loopback_head(address, worker, head, bool(same_machine))
+
+
 def llm_allowed_sources_check(values, name):
     return rpc_addresses.allowed_sources(name, values)
 
@@ -99,6 +103,7 @@ class FilterModule:
             "llm_host_check": llm_host_check,
             "llm_secret_check": llm_secret_check,
             "llm_hardware_overrides_check": llm_hardware_overrides_check,
+            "llm_rpc_loopback_head_check": llm_rpc_loopback_head_check,
             "llm_text_check": llm_text_check,
             "llm_listen_address_check": llm_listen_address_check,
             "llm_allowed_sources_check": llm_allowed_sources_check,

@@ -13,9 +13,10 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import (
 )
 
 
-def llm_server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=None):
+def llm_server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=None, listen="127.0.0.1",
+                    api_key=False):
     try:
-        return fleet_plan.server_plan(host, mode, port, threads, hardware, address, maxconn)
+        return fleet_plan.server_plan(host, mode, port, threads, hardware, address, maxconn, listen, api_key)
     except fleet_plan.PlanError as exc:
         raise AnsibleFilterError(f"llm_server_plan: {exc}") from None
 

@@ -16,6 +16,8 @@ A server's plan (a dict; every value plain data, so it reads the same in hostvar
   mode         llama_server_instances (single, per_node)
   address      where a gateway reaches it: llm_gateway_backend_address, else ansible_host, else host
   maxconn      llm_gateway_backend_maxconn (None: unset)
+  listen       llama_server_host, the address its llama-server binds
+  api_key      whether its llama-server requires an API key (llama_server_api_key set; never the key)
   numa_nodes   its NUMA nodes as read (llm_hardware.numa_nodes; None when this run has not read them)
   threads      llama_server_threads, the whole host's
   instances    server_instances.instances(): [{unit, node, port, gateway_server[, threads, numactl]}]
@@ -36,9 +38,11 @@ def _maxconn(value):
     return int(value)
 
 
-def server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=None):
+def server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=None, listen="127.0.0.1",
+                api_key=False):
     """One server's plan (see the module's docstring). mode, port, threads: its llama_server_instances,
-    llama_server_port and llama_server_threads; hardware: its llm_hardware fact ({} or None: not read)."""
+    llama_server_port and llama_server_threads; hardware: its llm_hardware fact ({} or None: not read);
+    listen: llama_server_host; api_key: whether llama_server_api_key is set."""
     mode = mode or "single"
     try:
         nodes = server_instances.numa_nodes(hardware)
@@ -47,7 +51,8 @@ def server_plan(host, mode, port, threads, hardware=None, address=None, maxconn=
     except (server_instances.InstancesError, ValueError) as exc:
         raise PlanError(f"{host}: {exc}") from None
     return {"host": host, "mode": mode, "address": str(address or host), "maxconn": _maxconn(maxconn),
-            "numa_nodes": nodes, "threads": threads, "instances": found}
+            "listen": str(listen), "api_key": api_key in (True, "true", "True"), "numa_nodes": nodes,
+            "threads": threads, "instances": found}
 
 
 def gateway_server_names(base, plan):

@@ -51,6 +51,47 @@ def default_backends(hosts, plans, refused=()):
     return backends
 
 
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _loopback(address):
+    text = str(address or "").strip("[]")
+    return text in LOOPBACK or text.startswith("127.")
+
+
+def exposure_problems(plans, gateway_host, bind_address, client_keys):
+    """A gateway must not publish a llama-server that has no API key: such a server listens on loopback only
+    (the llama_server role allows no other address without a key), so only a gateway on the same host reaches
+    it, and one bound beyond loopback without client keys (llm_gateway_api_keys) would serve it to everyone who
+    reaches the gateway. (A gateway key for the nodes without client keys is refused on its own.)
+
+    plans: the servers' fleet plans (module_utils/fleet_plan.py; empty ones are skipped); gateway_host: the
+    gateway's inventory name; client_keys: whether llm_gateway_api_keys is set.
+    """
+    if client_keys or _loopback(bind_address):
+        return []
+    found = []
+    for plan in plans or []:
+        if not plan or plan.get("api_key") or plan.get("host") != gateway_host or not _loopback(plan.get("listen")):
+            continue
+        found.append(f"llm_gateway_api_keys must be set when llm_gateway_bind_address is {bind_address}: "
+                     f"{gateway_host}'s own llama-server has no API key (llama_server_api_key) and listens on "
+                     f"{plan['listen']} only, and the gateway would serve it to everyone who reaches "
+                     f"{bind_address}; set client keys, bind the gateway to loopback, or give the server a key")
+    return found
+
+
+def client_key_problems(api_keys, backend_key):
+    """A client key (llm_gateway_api_keys) must differ from the key the nodes accept (llm_gateway_backend_api_key):
+    whoever holds it could call a node directly, past the gateway's limits and log. Never shows a key."""
+    if not backend_key or not isinstance(api_keys, list):
+        return []
+    return [f"llm_gateway_api_keys[{i}] ({entry.get('name')}) is the key the nodes accept "
+            "(llm_gateway_backend_api_key): a client holding it could call a node directly, past the gateway; "
+            "give clients keys of their own"
+            for i, entry in enumerate(api_keys) if isinstance(entry, dict) and entry.get("key") == backend_key]
+
+
 def _integer(value):
     """value as an int when it is a whole number (an int, or digits from an INI inventory), else None."""
     if isinstance(value, bool):

@@ -71,6 +71,18 @@ def on_host(address, host_addresses):
     return any(parse_ip(str(a).split("%", 1)[0]) == address for a in host_addresses or [])
 
 
+def loopback_head(address, worker, head, same_machine):
+    """Messages for a worker bound to loopback whose head (llm_rpc_head) is another machine: the head would
+    connect to its own loopback, where no worker listens, and its llama-server would abort at start.
+    same_machine: whether the head's inventory host is this machine (the same name or ansible_host)."""
+    parsed = parse_ip(str(address))
+    if parsed is None or not parsed.is_loopback or not head or same_machine:
+        return []
+    return [f"llm_rpc_worker_address {address} on {worker} is loopback, which only {worker} itself reaches, but "
+            f"llm_rpc_head names {head}, another host: set llm_rpc_worker_address to a private address of {worker} "
+            f"that {head} reaches"]
+
+
 def listen_address(name, value, host_addresses, ipv4_only=True):
     """Messages for the address a worker binds: one private address of this host (IPv4 at this commit)."""
     if value is None or value == "":
