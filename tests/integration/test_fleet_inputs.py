@@ -131,8 +131,12 @@ def test_the_input_play_plans_every_server_from_its_own_settings(tmp_path):
         ("llama-server-node0.service", 8080, 1), ("llama-server-node1.service", 8081, 1)]
     assert made["plain"]["numa_nodes"] == 2 and made["plain"]["mode"] == "per_node"
     assert [(i["gateway_server"], i["port"]) for i in made["head"]["instances"]] == [("head", 8080)]
-    # A refused server has no plan, and the gateway's check still runs (its backends leave that server out).
-    _, bad = run_site(tmp_path, {"plain": {"llama_server_alias": "my model"}})
+    # Four NUMA nodes for two threads: refused in the input play (the count is read before the server's checks),
+    # so it gets no plan, and the gateway's check still runs (its backends leave that server out).
+    _, bad = run_site(tmp_path, {"plain": {"llm_hardware_overrides": {"numa_nodes": 4}}})
+    [(task, res)] = failures(bad["plays"][0]["tasks"], "plain")
+    assert task.split(" : ")[-1].startswith("Check "), task
+    assert "llama_server_threads must be at least the NUMA nodes (4)" in json.dumps(res), res.get("msg")
     assert set(plans(bad["plays"][0])) == {"head", "both", "edge"}
     assert not failures(bad["plays"][0]["tasks"], "gw")[:-1]
     [(task, _)] = [f for f in failures(bad["plays"][0]["tasks"], "gw")]

@@ -40,9 +40,9 @@ def default_backends(hosts, plans, refused=()):
         if not plan and host in (refused or ()):
             continue
         if not plan:
-            raise ValueError(f"{host} has no llm_server_plan: site.yml's first play sets it once the host's inputs "
-                             "pass their checks (were they refused, or is this play not site.yml?); list "
-                             "llm_gateway_backends to run the gateway without it")
+            raise ValueError(f"{host} has no llm_server_plan: site.yml's first play sets it on the servers it runs "
+                             "on once their inputs pass (is this play not site.yml, or is the host outside --limit "
+                             "or llm_hosts?); list llm_gateway_backends to run the gateway without it")
         for instance in plan["instances"]:
             entry = {"name": instance["gateway_server"], "address": plan["address"], "port": instance["port"]}
             if plan.get("maxconn") is not None:
