@@ -44,7 +44,7 @@ def test_the_collection_has_what_the_roles_use():
     assert MODULES == ["gguf_download", "llm_async_watch", "llm_autotune", "llm_gguf_profile", "llm_haproxy_server",
                        "llm_hardware_facts", "llm_os_state", "llm_switch_link", "llm_wait_healthy"]
     assert {"llm_throughput", "llm_kv_cache_bytes", "llm_gguf_quant", "gguf_model_plan", "gguf_model_with_sizes",
-            "llm_bios_audit", "llm_exec_start", "llm_bench_report"} <= set(FILTERS)
+            "llm_bios_audit", "llm_server_record", "llm_bench_report"} <= set(FILTERS)
 
 
 @pytest.mark.parametrize(("kind", "name"), [("module", n) for n in MODULES] + [("filter", n) for n in FILTERS])

@@ -9,7 +9,7 @@ import jinja2
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import systemd_quote
 from ansible_collections.cpu_llm.infra.plugins.filter.systemd_sandbox import systemd_sandbox
-from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances
+from ansible_collections.cpu_llm.infra.plugins.module_utils import server_instances, systemd_syntax
 from llama_server_unit import with_commands  # tests/support (on the path through pytest.ini)
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "llama_server"
@@ -288,6 +288,7 @@ def test_per_node_units_bind_each_instance_to_its_node_port_and_threads(nodes):
             in unit
     # Everything but what places the instance is the same unit.
     def placement_free(unit):
+        unit = re.sub(r"^Record=.*$", "", unit, flags=re.M)  # the command again, as JSON: read_record's tests
         return re.sub(r"node \d+|node\d|=\d\b|--port \d+|--threads \d+|\+ \d|Port \d+|threads \d+", "", unit)
     assert len({placement_free(u) for u in units}) == 1
 
@@ -314,13 +315,32 @@ def test_per_node_units_pass_systemd_analyze_verify(tmp_path):
 
 
 def test_the_benchmark_reads_back_the_command_the_unit_was_given():
-    """The benchmark role parses the running unit (bench_report.parse_exec_start): it must read the same binary,
-    NUMA policy and options server_command built, quoting included."""
-    from ansible_collections.cpu_llm.infra.plugins.module_utils.bench_report import parse_exec_start
+    """The unit records server_command's result (server_command.read_record, the benchmark's llm_server_record):
+    the same binary, NUMA policy and options, and exactly the argv systemd runs, quoting included."""
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.server_command import read_record
 
     overrides = {"llama_server_alias": "a%b$c", "llama_server_model_path": "/srv/llm/models/m odel.gguf"}
     command = context(overrides)["__llama_server_commands"]["llama-server.service"]
-    parsed = parse_exec_start(render(**overrides))
-    assert parsed["binary"] == command["binary"] and parsed["numactl"] == command["numactl"]
-    assert parsed["options"]["model"] == "/srv/llm/models/m odel.gguf" and parsed["options"]["alias"] == "a%b$c"
-    assert parsed["options"]["threads"] == "64" and parsed["options"]["metrics"] is True
+    unit = render(**overrides)
+    record = read_record(unit)
+    assert record["binary"] == command["binary"] and record["numactl"] == command["numactl"]
+    assert record["argv"] == command["argv"] == systemd_syntax.split_command_line(systemd_syntax.exec_start(unit))
+    assert record["options"]["model"] == "/srv/llm/models/m odel.gguf" and record["options"]["alias"] == "a%b$c"
+    assert record["options"]["threads"] == "64" and record["options"]["metrics"] is True
+
+
+def test_a_unit_whose_command_was_changed_is_not_measured():
+    """A hand edit of ExecStart=, a drop-in that replaces it, or a unit without a record: refused, saying why."""
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.server_command import read_record
+
+    unit = render()
+    edited = unit.replace("--threads 64", "--threads 8")
+    assert edited != unit
+    with pytest.raises(ValueError, match="not the command the llama_server role recorded"):
+        read_record(edited)
+    drop_in = unit + ("\n# /etc/systemd/system/llama-server.service.d/x.conf\n"
+                      "[Service]\nExecStart=\nExecStart=/bin/true\n")
+    with pytest.raises(ValueError, match="changed by hand or by a drop-in"):
+        read_record(drop_in)
+    with pytest.raises(ValueError, match="no \\[X-LLM-Command\\] Record= line"):
+        read_record(unit.split("[X-LLM-Command]")[0])

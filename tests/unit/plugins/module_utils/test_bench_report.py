@@ -5,22 +5,6 @@ import json
 import pytest
 from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report as br
 
-UNIT = """# /etc/systemd/system/llama-server.service
-[Service]
-User=llama
-ExecStart=/usr/bin/numactl --interleave=all \\
-  /opt/llama.cpp/current/bin/llama-server \\
-  --model /srv/llm/models/current/m-Q6_K-00001-of-00003.gguf \\
-  --host 127.0.0.1 \\
-  --port 8080 \\
-  --threads 2 \\
-  --ctx-size 4096 \\
-  --parallel 1 \\
-  --metrics \\
-  --api-key-file /etc/llama-server/api-key
-
-Restart=on-failure
-"""
 # Shapes as llama-bench -o json and likwid-bench print them (values from a CI host).
 LLAMA_BENCH = json.dumps([
     {"n_prompt": 512, "n_gen": 0, "avg_ts": 802.5, "n_threads": 2},
@@ -28,14 +12,6 @@ LLAMA_BENCH = json.dumps([
 ])
 LIKWID = "Cycles:\t\t\t5033186\nMByte/s:\t\t44399.35\nMFlops/s:\t\t5549.92\n"
 HW = {"cpu_model": "AMD EPYC", "cores": 2, "sockets": 1, "numa_nodes": 1, "peak_bandwidth_gbs": None}
-
-
-def test_parses_the_units_command_line():
-    service = br.parse_exec_start(UNIT)
-    assert service["numactl"] == ["--interleave=all"]
-    assert service["binary"] == "/opt/llama.cpp/current/bin/llama-server"
-    assert service["options"]["threads"] == "2" and service["options"]["metrics"] is True
-    assert service["options"]["api-key-file"] == "/etc/llama-server/api-key"
 
 
 def test_parses_tool_output():

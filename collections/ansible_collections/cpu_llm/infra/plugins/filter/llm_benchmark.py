@@ -1,10 +1,11 @@
-"""Filters for the benchmark role: thin Ansible glue over module_utils/bench_report.py.
+"""Filters for the benchmark role: thin Ansible glue over module_utils/bench_report.py (and server_command.py's
+reader of the command record a unit carries).
 
 Each filter's documentation is the adjacent <filter name>.yml (ansible-doc reads it).
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report
+from ansible_collections.cpu_llm.infra.plugins.module_utils import bench_report, server_command
 
 
 def _wrap(function):
@@ -24,7 +25,7 @@ def report(raw):
 class FilterModule:
     def filters(self):
         return {
-            "llm_exec_start": _wrap(bench_report.parse_exec_start),
+            "llm_server_record": _wrap(server_command.read_record),
             "llm_likwid_gbs": _wrap(bench_report.bandwidth_from_likwid),
             "llm_llama_bench": _wrap(bench_report.llama_bench_results),
             "llm_service_tps": _wrap(bench_report.service_tps),

@@ -1,37 +1,16 @@
 """Benchmark report: measured vs expected token generation. Plain Python, no Ansible imports.
 
-Inputs come from the benchmark role: the service's own command line (so the benchmark uses the
-same binary, model, threads and NUMA policy), likwid-bench's bandwidth, llama-bench's JSON, the
-service's own timings, and llm_throughput's predictions.
+Inputs come from the benchmark role: the service's own command (the record its unit carries,
+module_utils/server_command.py, so the benchmark uses the same binary, model, threads and NUMA
+policy), likwid-bench's bandwidth, llama-bench's JSON, the service's own timings, and
+llm_throughput's predictions.
 """
 
 import json
 import re
 import statistics
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import systemd_syntax
-
 SLOW = 0.8  # below this fraction of the expectation, the report looks for a cause
-
-
-def parse_exec_start(unit_text):
-    """numactl args, binary and llama-server options from a `systemctl cat` of the service."""
-    # Split as systemd does: the role quotes each value (cpu_llm.infra.systemd_quote), '%%' and '$$' included.
-    argv = systemd_syntax.split_command_line(systemd_syntax.exec_start(unit_text))
-    if not argv:
-        raise ValueError("no ExecStart= line in the unit")
-    numactl = []
-    if argv[0].endswith("numactl"):
-        argv = argv[1:]
-        while argv and argv[0].startswith("-"):
-            numactl.append(argv.pop(0))
-    binary, options = argv[0], {}
-    rest = argv[1:]
-    for i, arg in enumerate(rest):
-        if arg.startswith("--"):
-            value = rest[i + 1] if i + 1 < len(rest) and not rest[i + 1].startswith("--") else True
-            options[arg[2:]] = value
-    return {"numactl": numactl, "binary": binary, "options": options}
 
 
 def bandwidth_from_likwid(text):

@@ -5,19 +5,24 @@ role's variables, the measured tuning, the GPU offload plan, the RPC wiring; rol
 names each input) and one instance of the layout (module_utils/server_instances.py) into the argv, the
 environment and the unit's other instance-specific lines. Its readers:
   - the unit template joins it (ExecStart=, Environment=, Description=, the notes): no decision is left there;
-  - the benchmark role reads it back from the running unit (bench_report.parse_exec_start; a unit test checks
-    the two agree);
+  - the unit carries it as a record (the [X-LLM-Command] section, which systemd ignores) that the benchmark role
+    reads back with read_record(), after checking it is what ExecStart= runs: the role never parses a command line;
   - server_args derives the flags llama_server_extra_args may not set from OWNED below.
 
 Flag names are llama-server's own at the pinned commit (common/arg.cpp, llama_cpp_version
 0c1e57098bba43ac29e6e3b677cdceebdd22334f); a unit test checks every flag here against that file.
 """
 
+import json
 from collections.abc import Mapping
 
-from ansible_collections.cpu_llm.infra.plugins.module_utils import systemd_syntax
+from ansible_collections.cpu_llm.infra.plugins.module_utils import systemd_sandbox, systemd_syntax
 
 NUMACTL = "/usr/bin/numactl"
+# The unit's section that records the command: systemd ignores sections and keys whose names start with X-
+# (systemd.unit(5), "[X-...] sections"), so the record moves with the unit (its backup, its rollback).
+RECORD_SECTION = "X-LLM-Command"
+RECORDED = ("binary", "numactl", "argv", "options", "environment")
 
 # Every setting the role owns: (the variable that sets it, the flags the command renders for it, llama-server's
 # other spellings of the same setting). Extra arguments may set none of these (server_args.problems): a flag
@@ -45,6 +50,40 @@ OWNED = {
                     ("--n-gpu-layers", "--n-cpu-moe", "--cpu-moe"), ("-ngl", "--gpu-layers", "-cmoe", "-ncmoe")),
     "RPC workers": ("llama_server_rpc_workers (site.yml sets it from the llm_rpc_workers group)", ("--rpc",), ()),
 }
+# llama-server's environment variables for the settings above (common/arg.cpp, set_env, at the pinned commit; a
+# unit test reads them there): llama_server_environment may set none of them. Where the flag is on the command
+# line the argument wins and the variable is silently ignored; where it is not (no key, no offload, no NUMA
+# flag), the variable would set what the role decided against.
+OWNED_ENVIRONMENT = {
+    "model": ("LLAMA_ARG_MODEL", "LLAMA_ARG_MODEL_URL", "LLAMA_ARG_DOCKER_REPO", "LLAMA_ARG_HF_REPO",
+              "LLAMA_ARG_HF_FILE", "HF_TOKEN", "LLAMA_ARG_MODELS_DIR", "LLAMA_ARG_MODELS_PRESET"),
+    "host": ("LLAMA_ARG_HOST",),
+    "port": ("LLAMA_ARG_PORT",),
+    "api key": ("LLAMA_API_KEY", "LLAMA_ARG_API_KEY_FILE"),
+    "TLS": ("LLAMA_ARG_SSL_CERT_FILE", "LLAMA_ARG_SSL_KEY_FILE"),
+    "threads": ("LLAMA_ARG_THREADS",),
+    "context": ("LLAMA_ARG_CTX_SIZE",),
+    "slots": ("LLAMA_ARG_N_PARALLEL",),
+    "NUMA": ("LLAMA_ARG_NUMA",),
+    "metrics": ("LLAMA_ARG_ENDPOINT_METRICS",),
+    "memory locking": ("LLAMA_ARG_LOAD_MODE",),
+    "alias": ("LLAMA_ARG_ALIAS",),
+    "GPU offload": ("LLAMA_ARG_N_GPU_LAYERS", "LLAMA_ARG_CPU_MOE", "LLAMA_ARG_N_CPU_MOE"),
+    "RPC workers": ("LLAMA_ARG_RPC",),
+}
+# Options the role does not manage that serve or write files, or change who can reach the server or what a
+# request can make it do: refused in llama_server_extra_args and llama_server_environment alike, saying why.
+# (flags, environment variables, why); read from common/arg.cpp at the pinned commit as above.
+EXPOSURE = (
+    (("--path",), ("LLAMA_ARG_STATIC_PATH",), "serves a directory's files over HTTP to every client"),
+    (("--media-path",), (), "lets requests read local files by path"),
+    (("--slot-save-path",), (), "lets requests write and read KV-cache files through /slots"),
+    (("--log-prompts-dir",), (), "writes every prompt to disk"),
+    (("--reuse-port",), ("LLAMA_ARG_REUSE_PORT",), "lets another process bind the service's port and take its traffic"),
+    (("--props",), ("LLAMA_ARG_ENDPOINT_PROPS",), "lets any client change the server's settings (POST /props)"),
+    (("--ui-mcp-proxy", "--webui-mcp-proxy"), ("LLAMA_ARG_UI_MCP_PROXY",),
+     "makes the server fetch URLs that requests name (a proxy into the host's network)"),
+)
 # Flags the command renders from a measurement that extra arguments may still override on purpose (the measured
 # batch sizes are a default, not a rule: README, "Autotune").
 TUNED_DEFAULTS = ("--batch-size", "--ubatch-size")
@@ -68,6 +107,30 @@ def _load_mode(tuning, mlock):
     if _truthy(mlock):
         return {"none": "mlock"}.get(measured, "mmap+mlock")
     return measured
+
+
+def _sandbox(offload):
+    """The unit's hardening block (module_utils/systemd_sandbox.py), with what differs from the other units: the
+    GPU's devices and the Vulkan-on-CPU exception come from the offload plan (module_utils/gpu_offload.py)."""
+    devices = list(offload.get("device_allow") or [])
+    write_execute = bool(offload.get("memory_deny_write_execute", True))
+    why = {"CapabilityBoundingSet": [
+        "No capabilities at all. Locking the model (--load-mode mmap+mlock; this llama.cpp has no --mlock",
+        "any more) needs none either: locking up to RLIMIT_MEMLOCK is allowed to",
+        "any process (mlock(2)), and systemd raises that limit as root before dropping privileges;",
+        "CAP_IPC_LOCK would only matter beyond the limit, and under PrivateUsers it would not count."]}
+    if devices:
+        why["PrivateDevices"] = [
+            'The GPU\'s device nodes and no other (README, "GPU offload"): PrivateDevices=yes would hide them,',
+            "DevicePolicy=closed below admits only the pseudo devices and these."]
+    if not write_execute:
+        why["MemoryDenyWriteExecute"] = [
+            "Off for a Vulkan device that runs on the CPU (Mesa's lavapipe): it compiles shaders to host code with",
+            "LLVM at run time, which needs memory that is written, then executed."]
+    return systemd_sandbox.lines(
+        address_families=["AF_INET", "AF_INET6", "AF_UNIX"], numa_syscalls=True, device_allow=devices,
+        supplementary_groups=list(offload.get("supplementary_groups") or []) if devices else [],
+        memory_deny_write_execute=write_execute, why=why)
 
 
 def command(inputs, instance=None):
@@ -178,7 +241,7 @@ def command(inputs, instance=None):
     model_name = str(inputs["model_path"]).rsplit("/", 1)[-1]
     description = f"llama.cpp inference server ({_text(model_name)})" + (
         f", NUMA node {instance['node']}" if per_node else "")
-    return {
+    out = {
         "unit": instance.get("unit", "llama-server.service"),
         "description": description,
         "numactl": numactl,
@@ -190,7 +253,42 @@ def command(inputs, instance=None):
         "environment": environment,
         "service_lines": service_lines,
         "unit_lines": unit_lines,
+        # After the restart policy: the hardening block, then the memory-lock limit that --load-mode ...mlock needs.
+        "sandbox_lines": _sandbox(offload) + (["LimitMEMLOCK=infinity"] if _truthy(inputs.get("mlock")) else []),
     }
+    # One line of JSON: nothing in it ends in a backslash (a continuation for systemd) or needs quoting there.
+    out["record"] = json.dumps({key: out[key] for key in RECORDED}, sort_keys=True, separators=(",", ":"))
+    return out
+
+
+def read_record(unit_text):
+    """The recorded command ({binary, numactl, argv, options, environment}) from `systemctl cat` of a unit the
+    llama_server role wrote. Refused when the unit has no record (an older role wrote it: run site.yml again) or
+    when what ExecStart= runs is not the recorded argv (a hand edit or a drop-in changed it): a benchmark must
+    measure what runs."""
+    section, records, exec_starts = None, [], 0
+    for line in (unit_text or "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1]
+        elif section == RECORD_SECTION and stripped.startswith("Record="):
+            records.append(stripped[len("Record="):])
+        elif section == "Service" and stripped.startswith("ExecStart="):
+            exec_starts += 1
+    if len(records) != 1:
+        raise ValueError(f"the unit has {len(records) or 'no'} [{RECORD_SECTION}] Record= line(s): it was not "
+                         "written by this version of the llama_server role (run site.yml again)")
+    try:
+        record = json.loads(records[0])
+    except ValueError as exc:
+        raise ValueError(f"the unit's [{RECORD_SECTION}] record is not JSON: {exc}") from exc
+    if not isinstance(record, dict) or set(record) != set(RECORDED):
+        raise ValueError(f"the unit's [{RECORD_SECTION}] record must hold {', '.join(RECORDED)}")
+    running = systemd_syntax.split_command_line(systemd_syntax.exec_start(unit_text))
+    if exec_starts != 1 or running != record["argv"]:
+        raise ValueError("the unit's ExecStart= is not the command the llama_server role recorded (changed by hand "
+                         "or by a drop-in): run site.yml again, or remove the change, before measuring")
+    return record
 
 
 def _text(value):
