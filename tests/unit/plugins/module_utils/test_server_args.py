@@ -88,3 +88,71 @@ def test_every_flag_the_command_renders_is_managed_or_a_tuned_default():
     assert flags - set(server_command.TUNED_DEFAULTS) <= set(server_args.FLAGS)
     tuned = set(server_command.TUNED_DEFAULTS)
     assert tuned <= flags and not tuned & set(server_args.FLAGS)
+
+
+@pytest.mark.parametrize(("arg", "why"), [
+    ("--path", "serves a directory's files"), ("--media-path", "read local files"),
+    ("--slot-save-path", "KV-cache files"), ("--log-prompts-dir", "every prompt"), ("--reuse-port", "bind"),
+    ("--props", "change the server's settings"), ("--webui-mcp-proxy", "fetch URLs"), ("--path=/srv/www", "files"),
+])
+def test_options_that_serve_files_or_change_exposure_are_refused(arg, why):
+    problem, = server_args.problems(["--temp", "0.7", arg])
+    assert problem.startswith("llama_server_extra_args[2]: ") and why in problem and "does not manage it" in problem
+
+
+@pytest.mark.parametrize("arg", ["--batch-size 512", "-b 512", "--temp=0.7", "--cache-type-k q8_0"])
+def test_a_flag_and_its_value_in_one_entry_is_refused(arg):
+    problem, = server_args.problems([arg])
+    written = re.split(r"[=\s]", arg)[0]
+    assert problem == (f"llama_server_extra_args[0]: '{written}' and its value must be two entries, one argument "
+                       f"each (e.g. ['{written}', '<value>'])")
+
+
+def test_a_value_with_a_space_is_one_argument():
+    assert server_args.problems(["--chat-template", "{% for m in messages %}{{ m.content }}{% endfor %}"]) == []
+
+
+@pytest.mark.parametrize(("name", "owner"), [
+    ("LLAMA_ARG_THREADS", "llm_threads"), ("LLAMA_ARG_PORT", "llama_server_port"),
+    ("LLAMA_API_KEY", "llama_server_api_key"), ("HF_TOKEN", "llama_server_model_path"),
+    ("LLAMA_ARG_HF_REPO", "llama_server_model_path"), ("LLAMA_ARG_N_GPU_LAYERS", "llm_gpu_vram_bytes"),
+    ("LLAMA_ARG_NO_ENDPOINT_METRICS", "llama_server_metrics"), ("LLAMA_ARG_HOST", "llama_server_host"),
+])
+def test_environment_variables_of_managed_settings_are_refused(name, owner):
+    problem, = server_args.environment_problems({"OMP_WAIT_POLICY": "active", name: "sk-secret-value"})
+    assert problem.startswith(f"llama_server_environment: {name} sets llama-server's ") and owner in problem
+    assert "sk-secret-value" not in problem
+
+
+def test_environment_variables_that_change_exposure_are_refused_and_others_pass():
+    problem, = server_args.environment_problems({"LLAMA_ARG_STATIC_PATH": "/srv"})
+    assert "serves a directory's files" in problem
+    assert server_args.environment_problems({"GGML_VK_VISIBLE_DEVICES": "0", "LLAMA_ARG_THREADS_HTTP": "4",
+                                             "OMP_NUM_THREADS": "8"}) == []
+
+
+def _arg_cpp_groups():
+    """(flags, negative flags, environment variable or None) for every option at the pinned commit."""
+    out = []
+    for chunk in ARG_CPP.read_text().split("add_opt(common_arg(")[1:]:
+        match = re.match(r"\s*\{([^}]*)\}(\s*,\s*\{([^}]*)\})?", chunk)
+        if match:
+            env = re.findall(r'set_env\("([A-Z_0-9]+)"\)', chunk.split("add_opt(")[0])
+            out.append((re.findall(r'"([^"]+)"', match.group(1)), re.findall(r'"([^"]+)"', match.group(3) or ""),
+                        env[0] if env else None))
+    return out
+
+
+@pytest.mark.skipif(not ARG_CPP.exists(), reason="llama.cpp source at the pinned commit not cached")
+def test_environment_table_matches_llama_server_at_the_pinned_commit():
+    """Every option the role manages or refuses: its environment variable is refused too, and every name in the
+    tables is one llama-server reads."""
+    groups = _arg_cpp_groups()
+    known = {env for _flags, _neg, env in groups if env}
+    assert set(server_args.ENVIRONMENT) <= known and {n for n in server_args.EXPOSING if not n.startswith("-")} <= known
+    refused_flags = set(server_args.FLAGS) | {n for n in server_args.EXPOSING if n.startswith("-")}
+    all_flags = {flag for flags, neg, _env in groups for flag in flags + neg}
+    assert {n for n in server_args.EXPOSING if n.startswith("-")} <= all_flags
+    for flags, _neg, env in groups:
+        if env and set(flags) & refused_flags:
+            assert env in server_args.ENVIRONMENT or env in server_args.EXPOSING, (flags, env)
