@@ -100,7 +100,7 @@ def test_a_worker_with_no_known_memory_names_the_setting(run):
 
 
 @pytest.mark.parametrize(("case", "message"), [
-    ("bad-parallel", "preflight_parallel must be the service's slots, a whole number of at least 1, got 0"),
+    ("bad-parallel", "preflight_parallel must be a whole number of at least 1 (slots of the service), got 0"),
     ("bad-public-worker", "preflight_rpc_workers"),
     ("bad-worker-memory", "preflight_rpc_worker_hardware: every entry must be a mapping with memory_total_bytes"),
     ("bad-worker-count", "preflight_rpc_worker_hardware must list one entry per worker of preflight_rpc_workers (2)"),

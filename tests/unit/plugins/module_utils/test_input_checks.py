@@ -107,3 +107,88 @@ def test_good_overrides(overrides):
 def test_bad_overrides(overrides, expected):
     problems = ic.hardware_overrides("llm_hardware_overrides", overrides)
     assert len(problems) == 1 and expected in problems[0]
+
+
+@pytest.mark.parametrize("value", [1, "1", 64, "64", " 8 ", 4.0])
+def test_whole_numbers_in_range(value):
+    assert ic.whole_number("n", value, 1, 64, "threads") == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    # YAML 1.1 reads yes/on/true as True and off/no as False; Jinja's int filter would make them 1 and 0.
+    (True, "got True (a YAML true/false"), (False, "got False (a YAML"), (None, "got None (a YAML"),
+    ("", "got ''"), ("2.5", "got '2.5'"), (2.5, "got 2.5"), ("abc", "got 'abc'"), ([4], "got [4]"),
+    (0, "got 0"), (65, "got 65"), ("-1", "got -1"),
+])
+def test_whole_numbers_refused(value, expected):
+    problems = ic.whole_number("n", value, 1, 64, "threads")
+    assert len(problems) == 1 and problems[0].startswith("n must be a whole number from 1 to 64 (threads), got ")
+    assert expected in problems[0]
+
+
+def test_whole_number_open_ranges_and_negatives():
+    assert ic.whole_number("n", -1, -1, None) == [] and ic.whole_number("n", "-1", -1, None) == []
+    assert "at least 0" in ic.whole_number("n", -1, 0, None)[0]
+    assert "at most 3" in ic.whole_number("n", 4, None, 3)[0]
+
+
+def test_threads_are_held_to_the_logical_cpus():
+    assert ic.threads("llm_threads", "16", 32) == []
+    problem, = ic.threads("llm_threads", 33, 32)
+    assert problem == "llm_threads must be a whole number from 1 to 32 (threads; this host has 32 logical CPUs), got 33"
+    assert ic.threads("llm_threads", True, 32)
+
+
+def test_numbers_filter_names_each_bad_variable():
+    from ansible_collections.cpu_llm.infra.plugins.filter.llm_input_checks import llm_numbers_check
+    problems = llm_numbers_check({"a": [True, 1, None, "slots"], "b": [5, 1, 10, "s"], "c": ["0", 1, 3600, "seconds"]})
+    assert [p.split()[0] for p in problems] == ["a", "c"]
+
+
+def test_physical_cores_from_ansible_facts():
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.llm_hardware import physical_cores
+    # Ansible's facts of a two-socket EPYC 9654 (96 cores a socket, SMT on: 384 logical CPUs).
+    assert physical_cores({"processor_cores": 96, "processor_count": 2, "processor_nproc": 384}) == 192
+    assert physical_cores({"processor_cores": "8", "processor_count": "1"}) == 8
+    assert physical_cores({"processor_count": 2}) is None and physical_cores({"processor_cores": 0,
+                                                                              "processor_count": 1}) is None
+
+
+def test_the_default_thread_count_has_one_home():
+    """Every role's default thread count is the one filter's answer; no task or default repeats the formula."""
+    from pathlib import Path
+    roles = Path(__file__).resolve().parents[4] / "roles"
+    defaults = {p.parent.parent.name: p.read_text() for p in roles.glob("*/defaults/main.yml")}
+    for role, var in [("llm", "llm_threads"), ("llama_server", "llama_server_threads"),
+                      ("llm_rpc_worker", "llm_rpc_worker_threads"), ("preflight", "preflight_threads")]:
+        assert f'{var}: "{{{{ ansible_facts | cpu_llm.infra.llm_physical_cores }}}}"' in defaults[role]
+    repeats = [str(p) for p in roles.rglob("*.yml") if "processor_cores" in p.read_text()]
+    assert repeats == []
+
+
+# getent's fields ([password, uid, gid, gecos, home, shell]) as Debian 12 lists these accounts.
+CREATED = ["x", "999", "996", "", "/nonexistent", "/usr/sbin/nologin"]
+LLAMA_GROUP = ["x", "996", ""]
+
+
+def test_an_absent_account_or_one_the_role_created_passes():
+    assert ic.service_account("llama_server_user", "llama", None, "llama", None) == []
+    assert ic.service_account("llama_server_user", "llama", CREATED, "llama", LLAMA_GROUP) == []
+
+
+@pytest.mark.parametrize(("user", "passwd", "group_entry", "why"), [
+    ("alice", ["x", "1000", "1000", "Alice,,,", "/home/alice", "/bin/bash"], ["x", "1000", ""],
+     "uid 1000 is not a system account's (1-999); it has the login shell /bin/bash; its home is /home/alice"),
+    ("www-data", ["x", "33", "33", "www-data", "/var/www", "/usr/sbin/nologin"], ["x", "33", ""],
+     "its home is /var/www"),
+    ("nobody", ["x", "65534", "65534", "nobody", "/nonexistent", "/usr/sbin/nologin"], ["x", "65534", ""],
+     "uid 65534 is not a system account's"),
+    # Debian's _apt: a system uid, no shell, no home, but the primary group nogroup: another service's account.
+    ("_apt", ["x", "42", "65534", "", "/nonexistent", "/usr/sbin/nologin"], None,
+     "its primary group (gid 65534) is not 'llama' (no group 'llama' exists yet)"),
+    ("llama", CREATED, ["x", "100", ""], "its primary group (gid 996) is not 'llama'"),
+])
+def test_an_account_the_role_did_not_create_is_refused_saying_why(user, passwd, group_entry, why):
+    problem, = ic.service_account("llama_server_user", user, passwd, "llama", group_entry)
+    assert problem.startswith(f"llama_server_user '{user}' is an existing account the role did not create (")
+    assert why in problem and "Name a dedicated account the role creates" in problem

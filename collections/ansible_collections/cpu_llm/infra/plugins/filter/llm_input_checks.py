@@ -10,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cpu_llm.infra.plugins.module_utils import (
     host_ports,
     input_checks,
+    llm_hardware,
     rpc_addresses,
     server_args,
     systemd_syntax,
@@ -32,12 +33,44 @@ def llm_server_args_check(args, variable="llama_server_extra_args"):
     return server_args.problems(args, variable)
 
 
+def llm_server_environment_check(environment, variable="llama_server_environment"):
+    return server_args.environment_problems(environment, variable)
+
+
 def llm_path_check(value, name, kind="file", required=True):
     return input_checks.path(name, value, kind=kind, required=required)
 
 
 def llm_url_check(value, name, schemes=("http", "https"), credentials_hint=None, allow_scp_form=False):
     return input_checks.url(name, value, tuple(schemes), credentials_hint, allow_scp_form)
+
+
+def llm_physical_cores(facts):
+    """Physical cores over all sockets (module_utils/llm_hardware.py): every role's default thread count."""
+    cores = llm_hardware.physical_cores(facts if isinstance(facts, dict) else {})
+    if cores is None:
+        raise AnsibleFilterError("llm_physical_cores: the facts have no processor_cores and processor_count "
+                                 "(gather the hardware facts, or set the thread count)")
+    return cores
+
+
+def llm_threads_check(value, name, facts):
+    logical = (facts or {}).get("processor_nproc") or (facts or {}).get("processor_vcpus")
+    if not logical:
+        raise AnsibleFilterError(f"llm_threads_check: the facts have no processor_nproc to check {name} against")
+    return input_checks.threads(name, value, int(logical))
+
+
+def llm_numbers_check(values):
+    """{variable: [value, lowest or none, highest or none, what it counts]} -> messages (input_checks.whole_number)."""
+    if not isinstance(values, dict) or not all(isinstance(v, (list, tuple)) and len(v) == 4 for v in values.values()):
+        raise AnsibleFilterError("llm_numbers_check: expects {variable: [value, low, high, unit]}")
+    return [msg for name, (value, low, high, unit) in values.items()
+            for msg in input_checks.whole_number(name, value, low, high, unit)]
+
+
+def llm_account_check(passwd, name, user, group, group_entry=None):
+    return input_checks.service_account(name, user, passwd, group, group_entry)
 
 
 def llm_host_check(value, name):
@@ -98,9 +131,14 @@ class FilterModule:
             "llm_port_conflicts": llm_port_conflicts,
             "systemd_quote": systemd_quote,
             "llm_server_args_check": llm_server_args_check,
+            "llm_server_environment_check": llm_server_environment_check,
             "llm_path_check": llm_path_check,
             "llm_url_check": llm_url_check,
             "llm_host_check": llm_host_check,
+            "llm_account_check": llm_account_check,
+            "llm_physical_cores": llm_physical_cores,
+            "llm_threads_check": llm_threads_check,
+            "llm_numbers_check": llm_numbers_check,
             "llm_secret_check": llm_secret_check,
             "llm_hardware_overrides_check": llm_hardware_overrides_check,
             "llm_rpc_loopback_head_check": llm_rpc_loopback_head_check,

@@ -114,6 +114,66 @@ def secret(name, value, min_length, max_length, required=False):
     return []
 
 
+def whole_number(name, value, low=None, high=None, unit=""):
+    """A whole number from low to high (either may be None). YAML's true/false and yes/no arrive as booleans, and
+    Jinja's int filter would turn them into 1 and 0 (and '2.5' into 2, 'abc' into 0): refused, with what was given."""
+    span = (f"from {low} to {high}" if low is not None and high is not None
+            else f"of at least {low}" if low is not None else f"of at most {high}" if high is not None else "")
+    wanted = f"{name} must be a whole number{' ' + span if span else ''}{f' ({unit})' if unit else ''}"
+    if isinstance(value, bool) or value is None:
+        return [f"{wanted}, got {value!r} (a YAML true/false, yes/no, on/off or empty value is not a number)"]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        value = int(value)
+    if not isinstance(value, int):
+        return [f"{wanted}, got {value!r}"]
+    if (low is not None and value < low) or (high is not None and value > high):
+        return [f"{wanted}, got {value}"]
+    return []
+
+
+def threads(name, value, logical_cpus):
+    """A thread count: 1 to the host's logical CPUs (more only adds contention); the value may be the default's
+    rendered string."""
+    return whole_number(name, value, 1, int(logical_cpus), f"threads; this host has {int(logical_cpus)} logical CPUs")
+
+
+# What the roles create a service account as (ansible.builtin.user: system, no login shell, no home).
+_NOLOGIN = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false")
+_NO_HOME = "/nonexistent"
+SYSTEM_UID_MAX = 999  # Debian's and EL's SYS_UID_MAX (login.defs): 1000 and up are people's accounts
+
+
+def service_account(name, user, passwd, group, group_entry):
+    """A service user the role may create or take over: absent, or one it created before (a system uid, no login
+    shell, home /nonexistent, primary group the named group). passwd and group_entry are getent's fields for the
+    user ([password, uid, gid, gecos, home, shell]) and the group ([password, gid, members]), None when absent.
+    Anything else is another service's or a person's account, which the role would rewrite (group, shell, home)."""
+    if not passwd:
+        return []
+    try:
+        uid, gid, home, shell = int(passwd[1]), int(passwd[2]), passwd[4], passwd[5]
+    except (IndexError, TypeError, ValueError):
+        return [f"{name}: getent's entry for '{user}' is not a passwd entry: {passwd!r}"]
+    group_gid = int(group_entry[1]) if group_entry else None
+    why = []
+    if uid > SYSTEM_UID_MAX or uid == 0:
+        why.append(f"uid {uid} is not a system account's (1-{SYSTEM_UID_MAX})")
+    if shell not in _NOLOGIN:
+        why.append(f"it has the login shell {shell}")
+    if home != _NO_HOME:
+        why.append(f"its home is {home}")
+    if group_gid is None or gid != group_gid:
+        why.append(f"its primary group (gid {gid}) is not '{group}'"
+                   + ("" if group_gid is not None else f" (no group '{group}' exists yet)"))
+    if not why:
+        return []
+    return [f"{name} '{user}' is an existing account the role did not create ({'; '.join(why)}): the role would "
+            "change its group, shell and home, which another service or a person relies on. Name a dedicated "
+            "account the role creates (e.g. llama), or remove that account if nothing uses it"]
+
+
 # llm_hardware fact -> (type, lowest, highest); the keys are those of the llm_hardware_facts module.
 # Plausible ranges for one server: up to 8 sockets of up to 32 memory channels, 512 cores each.
 _INT, _NUM, _BOOL, _STR, _LIST = "a whole number", "a number", "true or false", "a string", "a list of strings"

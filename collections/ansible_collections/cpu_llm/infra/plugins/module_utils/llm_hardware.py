@@ -38,6 +38,18 @@ _PLATFORMS = [
 _MIN_DATA_RATE = {"DDR3": 800, "DDR4": 1600, "DDR5": 3200}
 
 
+def physical_cores(facts):
+    """Physical cores over all sockets from Ansible's facts (processor_cores is per socket, processor_count the
+    sockets); None when either is missing. The default thread count of every role that runs llama.cpp: token
+    generation is memory-bound, and SMT siblings share the core's load units and add contention, not bandwidth
+    (llama.cpp's docs: "--threads: number of physical CPU cores"; seed thread)."""
+    try:
+        cores, sockets = int(facts["processor_cores"]), int(facts["processor_count"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return cores * sockets if cores > 0 and sockets > 0 else None
+
+
 def channels_per_socket(cpu_model):
     """Memory channels one socket of this CPU offers, or None for an unknown model."""
     for pattern, channels in _PLATFORMS:

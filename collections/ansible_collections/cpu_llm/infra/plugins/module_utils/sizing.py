@@ -18,6 +18,7 @@ from dataclasses import KW_ONLY, dataclass
 from ansible_collections.cpu_llm.infra.plugins.module_utils import (
     fleet_sizing,
     gpu_offload,
+    llm_hardware,
     memory_fit,
     sizing_report,
     throughput_model,
@@ -137,9 +138,8 @@ def worker_hardware(endpoints, given, inventory):
                         "how": f"llm_hardware facts of {name}"})
         elif facts.get("memtotal_mb"):
             hardware = {"memory_total_bytes": int(facts["memtotal_mb"]) * 2**20}
-            if facts.get("processor_cores") and facts.get("processor_count"):
-                hardware.update(cores=int(facts["processor_cores"]) * int(facts["processor_count"]),
-                                sockets=int(facts["processor_count"]))
+            if llm_hardware.physical_cores(facts):
+                hardware.update(cores=llm_hardware.physical_cores(facts), sockets=int(facts["processor_count"]))
             out.append({"endpoint": endpoint, "hardware": hardware, "how": f"Ansible facts of {name} (memtotal_mb)"})
         else:
             out.append({"endpoint": endpoint, "hardware": {},
