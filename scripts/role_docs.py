@@ -11,6 +11,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "collections"))
+from ansible_collections.cpu_llm.infra.plugins.module_utils.path_ownership import ROLE_PATHS  # noqa: E402
+
 # The inventory group a role runs on, when not the servers (the example playbook names it).
 HOSTS = {"llm_rpc_worker": "llm_rpc_workers"}
 
@@ -49,6 +52,14 @@ def render(role_dir):
               "Facts this role sets for the roles after it (`meta/exports.yml`); other roles read nothing else",
               "of it.", ""]
     lines += ([f"- `{name}`: {text.strip()}" for name, text in exports.items()] or ["None."])
+    lines += ["", "## Paths", "",
+              "What this role creates, rewrites or removes, and what it only reads (`module_utils/path_ownership.py`;",
+              "site.yml's first play refuses two roles of one host in one place, and the role refuses a file it did",
+              "not write or a directory it did not create before changing it). Packages, accounts and systemd state",
+              "aside, these are all the paths it changes.",
+              ""]
+    lines += ([f"- `{source.replace('|dirname', '')}` ({'its directory; ' if '|dirname' in source else ''}{access}): "
+               f"{what}" for source, access, what in ROLE_PATHS.get(role_dir.name, ())] or ["None."])
     lines += ["", "## Example playbook", "", "```yaml", f"- hosts: {HOSTS.get(role_dir.name, 'llm_servers')}",
               "  become: true", "  roles:", f"    - {role_dir.name}", "```", "",
               "In this repository the roles run together from `site.yml`; see the top-level README.", ""]

@@ -42,7 +42,7 @@ def docs():
 
 def test_the_collection_has_what_the_roles_use():
     assert MODULES == ["gguf_download", "llm_async_watch", "llm_autotune", "llm_gguf_profile", "llm_haproxy_server",
-                       "llm_hardware_facts", "llm_os_state", "llm_switch_link", "llm_wait_healthy"]
+                       "llm_hardware_facts", "llm_os_state", "llm_owned_paths", "llm_switch_link", "llm_wait_healthy"]
     assert {"llm_throughput", "llm_kv_cache_bytes", "llm_gguf_quant", "gguf_model_plan", "gguf_model_with_sizes",
             "llm_bios_audit", "llm_server_record", "llm_bench_report"} <= set(FILTERS)
 

@@ -228,3 +228,18 @@ def test_a_real_short_run(tmp_path):
     assert doc["seconds"] <= p["budget_seconds"] and elapsed < p["budget_seconds"] + 30
     assert doc["chosen"]["tg"] >= doc["default"]["tg"]
     assert not mod.decide(p, check_mode=False)["changed"]  # measured once per fingerprint
+
+
+def test_the_document_it_writes_is_one_the_role_may_replace(tmp_path):
+    """validate.yml replaces an existing autotune_file only when it holds the role's marker: what the module
+    writes must hold it, and a file of someone else's must not."""
+    import yaml
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.path_ownership import owned_problems
+    marker = yaml.safe_load((ROOT / "roles" / "autotune" / "vars" / "main.yml").read_text())["__autotune_file_marker"]
+    p = params(tmp_path)
+    mod.decide(p, check_mode=False, tuner=Tuner())
+    item = {"name": "autotune_file", "path": p["path"], "kind": "file", "marker": marker}
+    assert owned_problems([item]) == []
+    Path(p["path"]).write_text('{"chosen": {}}\n')
+    problem, = owned_problems([item])
+    assert problem.startswith("autotune_file: ") and "did not write it" in problem

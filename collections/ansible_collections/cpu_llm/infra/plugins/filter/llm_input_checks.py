@@ -11,6 +11,7 @@ from ansible_collections.cpu_llm.infra.plugins.module_utils import (
     host_ports,
     input_checks,
     llm_hardware,
+    path_ownership,
     rpc_addresses,
     server_args,
     systemd_syntax,
@@ -115,6 +116,18 @@ def llm_allowed_networks(values):
     return rpc_addresses.source_networks(values)
 
 
+def llm_path_variables(roles):
+    """The variables holding the paths of these roles (module_utils/path_ownership.py), for a vars lookup."""
+    return path_ownership.variables(roles)
+
+
+def llm_path_conflicts(values, roles, host):
+    """Messages for paths of the roles one host runs that would collide (module_utils/path_ownership.py)."""
+    if not isinstance(values, dict) or not isinstance(roles, list):
+        raise AnsibleFilterError(f"llm_path_conflicts: expected {{variable: path}} and a list of roles, got {values!r}")
+    return path_ownership.conflicts(host, roles, values)
+
+
 def llm_port_conflicts(listeners, host):
     """Messages for the project's listeners on one host that would take the same port (module_utils/host_ports.py)."""
     if not isinstance(listeners, list) or not all(isinstance(entry, dict) for entry in listeners):
@@ -129,6 +142,8 @@ class FilterModule:
     def filters(self):
         return {
             "llm_port_conflicts": llm_port_conflicts,
+            "llm_path_variables": llm_path_variables,
+            "llm_path_conflicts": llm_path_conflicts,
             "systemd_quote": systemd_quote,
             "llm_server_args_check": llm_server_args_check,
             "llm_server_environment_check": llm_server_environment_check,
