@@ -69,11 +69,17 @@ CASES = [
      "llama_cpp_ccache_dir (/srv/llm/models) and gguf_model_dir (/srv/llm/models) name the same path"),
     ({"os_tuning_sysctl_overrides": {"vm.swappiness; reboot": 1}}, "is not a sysctl key"),
     ({"llama_server_alias": "my model"}, "llama_server_alias must be a model name"),
-    ({"gguf_model_download_connections": 65}, "gguf_model_download_connections must be 1..64"),
-    ({"gguf_model_download_connections": 0}, "gguf_model_download_connections must be 1..64"),
-    ({"gguf_model_progress_interval": 0}, "gguf_model_progress_interval must be a number of seconds, at least 1"),
+    ({"gguf_model_download_connections": 65}, "gguf_model_download_connections must be a whole number from 1 to 64"),
+    ({"gguf_model_download_connections": 0}, "gguf_model_download_connections must be a whole number from 1 to 64"),
+    ({"gguf_model_download_connections": True}, "gguf_model_download_connections must be a whole number from 1 to 64 "
+                                                "(connections per file), got True"),
+    ({"gguf_model_progress_interval": 0}, "gguf_model_progress_interval must be a number from 1 to 3600 (seconds"),
+    ({"autotune_budget_minutes": True}, "autotune_budget_minutes must be a number from 0.5 to 240 (minutes), got True"),
+    # An unquoted off in YAML: the argument spec lets the boolean through where 'off' is a choice.
+    ({"llama_server_gpu_offload": False}, "llama_server_gpu_offload must be one of: auto, off, got the YAML boolean "
+                                          "False: write 'off' in quotes"),
     ({"gguf_model_fleet_source": "llm-9"}, "gguf_model_fleet_source must be a host of this play (localhost)"),
-    ({"gguf_model_fleet_port": 0}, "gguf_model_fleet_port must be 1-65535"),
+    ({"gguf_model_fleet_port": 0}, "gguf_model_fleet_port must be a whole number from 1 to 65535"),
     ({"gguf_model_fleet_address": "-llm-1"}, "gguf_model_fleet_address must be an IP address or a host name"),
     ({"llm_threads": 4096}, "llm_threads must be a whole number from 1 to"),
     ({"llm_service_user": "root"}, "llm_service_user must be a system user name other than root"),
@@ -82,7 +88,7 @@ CASES = [
     ({"llm_ctx_size": 16}, "llm_ctx_size must be a whole number of at least 128"),
     ({"llm_parallel": 0}, "llm_parallel must be a whole number of at least 1"),
     ({"llm_parallel": True}, "llm_parallel must be a whole number of at least 1 (slots), got True (a YAML true/false"),
-    ({"llm_autotune_budget_minutes": 0}, "llm_autotune_budget_minutes must be a number of minutes from 0.5 to 240"),
+    ({"llm_autotune_budget_minutes": 0}, "llm_autotune_budget_minutes must be a number from 0.5 to 240 (minutes)"),
     ({"llm_autotune": "sometimes"}, "llm_autotune"),
     ({"autotune_repetitions": 0}, "autotune_repetitions must be a whole number from 1 to 20"),
     ({"autotune_generate_tokens": 0}, "autotune_generate_tokens must be a whole number from 1 to 4096"),
@@ -233,3 +239,30 @@ def test_good_input_passes_every_check():
     tasks = play_tasks(result, "Prepare the servers")
     failed = [t for t in tasks if t["hosts"].get("localhost", {}).get("failed")]
     assert [t["task"]["name"] for t in failed] == ["gguf_model : List the repository at its revision"]
+
+
+def _vulkan_candidate():
+    out = subprocess.run(["apt-cache", "policy", "libvulkan-dev"], capture_output=True, text=True, check=False)
+    header = Path("/usr/include/vulkan/vulkan_core.h")
+    installed = next((line.split()[-1] for line in (header.read_text().splitlines() if header.exists() else [])
+                      if line.startswith("#define VK_HEADER_VERSION ")), "")
+    return installed, out.stdout
+
+
+def test_a_vulkan_build_this_host_cannot_make_is_refused_before_any_change():
+    """llama_cpp_backend vulkan, decided read-only from what this host has or would install: on Debian 12
+    (libvulkan-dev 1.3.239) refused at the input play, naming the variable; where the headers are new enough
+    (Debian 13), the build's check passes."""
+    from ansible_collections.cpu_llm.infra.plugins.module_utils.input_checks import vulkan_headers
+    installed, candidate = _vulkan_candidate()
+    expected = vulkan_headers(installed, candidate, 272, "libvulkan-dev")
+    rc, result = run_site({"llama_cpp_backend": "vulkan"})
+    tasks = play_tasks(result)
+    name = "Check the Vulkan headers are new enough for this llama.cpp"
+    [check] = [t for t in tasks if t["task"]["name"].endswith(name)]
+    res = check["hosts"]["localhost"]
+    if expected:
+        check_refused(rc, result, "llama_cpp_backend vulkan: ")
+        assert res.get("failed") and expected[0] in res["msg"]
+    else:
+        assert not res.get("failed"), res.get("msg")

@@ -212,12 +212,15 @@ BAD = {
     "arch-option": ({"llama_cpp_cuda_architectures": "-89"}, "llama_cpp_cuda_architectures must be empty"),
     "arch-newline": ({"llama_cpp_cuda_architectures": "89\n"}, "llama_cpp_cuda_architectures"),
     "toolkit-relative": ({"llama_cpp_cuda_toolkit_dir": "cuda-12.8"}, "llama_cpp_cuda_toolkit_dir must be an absolute"),
+    # Read on the host before anything is installed: the build could not work (no such toolkit here).
+    "toolkit-missing": ({"llama_cpp_backend": "cuda", "llama_cpp_cuda_toolkit_dir": "/usr/local/cuda-12.8"},
+                        "/usr/local/cuda-12.8/bin/nvcc is not an executable there"),
 }
 GOOD = {
     "defaults": {},
-    "cuda": {"llama_cpp_backend": "cuda", "llama_cpp_cuda_architectures": "90a-real;120a-real",
-             "llama_cpp_cuda_toolkit_dir": "/usr/local/cuda-12.8"},
-    "native": {"llama_cpp_backend": "vulkan", "llama_cpp_cuda_architectures": "native"},
+    # The distribution's toolkit (no llama_cpp_cuda_toolkit_dir): installed by the role, nothing to look for.
+    "cuda": {"llama_cpp_backend": "cuda", "llama_cpp_cuda_architectures": "90a-real;120a-real"},
+    "native": {"llama_cpp_backend": "cuda", "llama_cpp_cuda_architectures": "native"},
 }
 
 

@@ -192,3 +192,44 @@ def test_an_account_the_role_did_not_create_is_refused_saying_why(user, passwd, 
     problem, = ic.service_account("llama_server_user", user, passwd, "llama", group_entry)
     assert problem.startswith(f"llama_server_user '{user}' is an existing account the role did not create (")
     assert why in problem and "Name a dedicated account the role creates" in problem
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0.5, True), ("2.5", True), (240, True), ("7", True), (True, False),
+                                           (False, False), (None, False), ("", False), ("ten", False), (0.4, False),
+                                           (241, False), (float("nan"), False)])
+def test_number_takes_fractions_and_refuses_booleans(value, ok):
+    problems = ic.number("autotune_budget_minutes", value, 0.5, 240, "minutes")
+    assert (problems == []) is ok, problems
+    if not ok:
+        assert problems[0].startswith("autotune_budget_minutes must be a number from 0.5 to 240 (minutes), got ")
+
+
+def test_choice_refuses_a_yaml_boolean_and_says_how_to_quote_it():
+    problem, = ic.choice("llama_server_gpu_offload", False, ["auto", "off"])
+    assert problem == ("llama_server_gpu_offload must be one of: auto, off, got the YAML boolean False: write 'off' "
+                       "in quotes, as YAML reads an unquoted off as False")
+    problem, = ic.choice("llama_cpp_source_type", True, ["tarball", "git"])
+    assert problem == "llama_cpp_source_type must be one of: tarball, git, got the YAML boolean True"
+    assert ic.choice("x", "off", ["auto", "off"]) == []
+    assert "got 'of'" in ic.choice("x", "of", ["auto", "off"])[0]
+
+
+# apt-cache policy libvulkan-dev as Debian 12 prints it (read on a bookworm host), a newer candidate, EL's bare version.
+BOOKWORM = "libvulkan-dev:\n  Installed: (none)\n  Candidate: 1.3.239.0-1\n  Version table:\n     1.3.239.0-1 500\n"
+TRIXIE = "libvulkan-dev:\n  Installed: (none)\n  Candidate: 1.4.309.0-1\n  Version table:\n     1.4.309.0-1 500\n"
+
+
+@pytest.mark.parametrize(("installed", "candidate", "expected"), [
+    ("", TRIXIE, None), ("", "1.3.283.0", None), ("309", "", None), ("272", BOOKWORM, None),
+    ("", BOOKWORM, "libvulkan-dev 1.3.239.0-1 from this host's package sources has VK_HEADER_VERSION 239"),
+    ("239", TRIXIE, "the installed Vulkan headers are VK_HEADER_VERSION 239"),
+    ("", "libvulkan-dev:\n  Installed: (none)\n  Candidate: (none)\n", "is not available from this host's package"),
+    ("", "", "libvulkan-dev is not available from this host's package sources (got 'nothing')"),
+])
+def test_vulkan_headers_decide_the_build_before_anything_is_installed(installed, candidate, expected):
+    problems = ic.vulkan_headers(installed, candidate, 272, "libvulkan-dev")
+    if expected is None:
+        assert problems == []
+    else:
+        assert len(problems) == 1 and problems[0].startswith("llama_cpp_backend vulkan: ") and expected in problems[0]
+        assert "VK_HEADER_VERSION 272 or later" in problems[0]

@@ -62,12 +62,21 @@ def llm_threads_check(value, name, facts):
     return input_checks.threads(name, value, int(logical))
 
 
-def llm_numbers_check(values):
-    """{variable: [value, lowest or none, highest or none, what it counts]} -> messages (input_checks.whole_number)."""
+def llm_numbers_check(values, fractions=False):
+    """{variable: [value, lowest or none, highest or none, what it counts]} -> messages (input_checks.whole_number,
+    or input_checks.number with fractions=true)."""
     if not isinstance(values, dict) or not all(isinstance(v, (list, tuple)) and len(v) == 4 for v in values.values()):
         raise AnsibleFilterError("llm_numbers_check: expects {variable: [value, low, high, unit]}")
-    return [msg for name, (value, low, high, unit) in values.items()
-            for msg in input_checks.whole_number(name, value, low, high, unit)]
+    check = input_checks.number if fractions else input_checks.whole_number
+    return [msg for name, (value, low, high, unit) in values.items() for msg in check(name, value, low, high, unit)]
+
+
+def llm_vulkan_headers_check(installed, candidate, minimum, package):
+    return input_checks.vulkan_headers(installed, candidate, int(minimum), package)
+
+
+def llm_choice_check(value, name, choices):
+    return input_checks.choice(name, value, list(choices))
 
 
 def llm_account_check(passwd, name, user, group, group_entry=None):
@@ -154,6 +163,8 @@ class FilterModule:
             "llm_physical_cores": llm_physical_cores,
             "llm_threads_check": llm_threads_check,
             "llm_numbers_check": llm_numbers_check,
+            "llm_choice_check": llm_choice_check,
+            "llm_vulkan_headers_check": llm_vulkan_headers_check,
             "llm_secret_check": llm_secret_check,
             "llm_hardware_overrides_check": llm_hardware_overrides_check,
             "llm_rpc_loopback_head_check": llm_rpc_loopback_head_check,

@@ -133,6 +133,72 @@ def whole_number(name, value, low=None, high=None, unit=""):
     return []
 
 
+def number(name, value, low=None, high=None, unit=""):
+    """A number (fractions allowed) from low to high. A YAML true/yes arrives as a boolean, which Jinja's float
+    filter and the argument spec's float type take as 1.0: refused, as whole_number refuses it."""
+    span = (f"from {low} to {high}" if low is not None and high is not None
+            else f"of at least {low}" if low is not None else f"of at most {high}" if high is not None else "")
+    wanted = f"{name} must be a number{' ' + span if span else ''}{f' ({unit})' if unit else ''}"
+    if isinstance(value, bool) or value is None:
+        return [f"{wanted}, got {value!r} (a YAML true/false, yes/no, on/off or empty value is not a number)"]
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+(\.[0-9]+)?\s*", value):
+        value = float(value)
+    if not isinstance(value, (int, float)) or value != value:  # NaN
+        return [f"{wanted}, got {value!r}"]
+    if (low is not None and value < low) or (high is not None and value > high):
+        return [f"{wanted}, got {value}"]
+    return []
+
+
+def choice(name, value, choices):
+    """One of choices (strings). YAML reads an unquoted off/on/yes/no as a boolean, which the argument spec lets
+    through where 'off' is a choice, and which then compares unequal to every choice: refused, saying to quote it."""
+    listed = ", ".join(choices)
+    if isinstance(value, bool):
+        spelled = [c for c in choices if c in (("off", "no", "false") if not value else ("on", "yes", "true"))]
+        hint = f": write '{spelled[0]}' in quotes, as YAML reads an unquoted {spelled[0]} as {value}" if spelled else ""
+        return [f"{name} must be one of: {listed}, got the YAML boolean {value}{hint}"]
+    if value not in choices:
+        return [f"{name} must be one of: {listed}, got {value!r}"]
+    return []
+
+
+def _vulkan_header(version):
+    """VK_HEADER_VERSION from a package version: libvulkan-dev 1.3.239.0-1 and vulkan-headers 1.3.283.0 carry it as
+    their third number (the Vulkan-Headers release 1.3.239 defines VK_HEADER_VERSION 239)."""
+    match = re.match(r"^(?:[0-9]+:)?1\.[0-9]+\.([0-9]+)", version.strip())
+    return int(match.group(1)) if match else None
+
+
+def vulkan_headers(installed, candidate, minimum, package):
+    """Can this host build llama.cpp's Vulkan backend? Decided read-only, before anything is installed.
+    installed: VK_HEADER_VERSION of /usr/include/vulkan/vulkan_core.h ('' when absent), which the role's package
+    task keeps (state present does not upgrade); else candidate: what the package sources would install
+    (`apt-cache policy`'s Candidate line or a bare version; '' when unknown)."""
+    need = (f"llama.cpp's Vulkan backend needs VK_HEADER_VERSION {minimum} or later (VK_EXT_layer_settings): "
+            "Debian 12 has 239; use Debian 13 or Ubuntu 24.04, or llama_cpp_backend cpu")
+    installed = str(installed or "").strip()
+    if installed:
+        if not installed.isdigit():
+            return [f"llama_cpp_backend vulkan: cannot read VK_HEADER_VERSION from /usr/include/vulkan/vulkan_core.h "
+                    f"(got {installed!r})"]
+        if int(installed) < minimum:
+            return [f"llama_cpp_backend vulkan: the installed Vulkan headers are VK_HEADER_VERSION {installed} "
+                    f"(/usr/include/vulkan/vulkan_core.h); {need}"]
+        return []
+    text = str(candidate or "")
+    line = re.search(r"^\s*Candidate:\s*(\S+)", text, re.MULTILINE)
+    version = line.group(1) if line else text.strip().splitlines()[-1] if text.strip() else ""
+    header = _vulkan_header(version) if version and version != "(none)" else None
+    if header is None:
+        return [f"llama_cpp_backend vulkan: {package} is not available from this host's package sources "
+                f"(got {version or 'nothing'!r}); {need}"]
+    if header < minimum:
+        return [f"llama_cpp_backend vulkan: {package} {version} from this host's package sources has "
+                f"VK_HEADER_VERSION {header}; {need}"]
+    return []
+
+
 def threads(name, value, logical_cpus):
     """A thread count: 1 to the host's logical CPUs (more only adds contention); the value may be the default's
     rendered string."""
