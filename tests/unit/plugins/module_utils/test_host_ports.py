@@ -50,3 +50,32 @@ def test_the_filter_refuses_what_is_not_a_list_of_listeners():
         llm_port_conflicts("8080", "h")
     with pytest.raises(AnsibleFilterError, match="llm_port_conflicts"):
         llm_port_conflicts([{"name": "a", "ports": ["http"]}], "h")
+
+
+def test_random_hosts_collide_exactly_where_a_port_and_an_address_are_shared():
+    """Property, 2000 seeded random hosts of the project's listeners (the server's per-node range, the gateway and
+    its stats port, an RPC worker, the model source) on a few ports and addresses: a pair is reported if and only
+    if it shares a port and their addresses can meet (equal, or either one every address or a name)."""
+    import random
+    rng = random.Random(20261207)  # noqa: S311 (a seeded test sample, no secret)
+    names = ["llama_server_port", "llm_gateway_port", "llm_gateway_stats_port", "llm_rpc_worker_port",
+             "gguf_model_fleet_port"]
+    addresses = ["127.0.0.1", "10.0.0.5", "0.0.0.0", "::", "", "localhost", "node-1.lan", "10.0.0.6"]  # noqa: S104
+    every = {"0.0.0.0", "::", "", "node-1.lan"}  # noqa: S104 (a name may be any of the host's addresses)
+    for _ in range(2000):
+        listeners = []
+        for name in rng.sample(names, rng.randint(2, len(names))):
+            first = rng.choice([8080, 8081, 8000, 50052])
+            count = rng.choice([1, 1, 2, 4]) if name == "llama_server_port" else 1
+            ports = list(range(first, first + count))
+            listeners.append({"name": name, "address": rng.choice(addresses), "ports": ports})
+        expected = set()
+        for i, a in enumerate(listeners):
+            for b in listeners[i + 1:]:
+                same = {a["address"], b["address"]} <= {"127.0.0.1", "localhost"} or a["address"] == b["address"]
+                if set(a["ports"]) & set(b["ports"]) and (same or a["address"] in every or b["address"] in every):
+                    expected.add((a["name"], b["name"]))
+        found = conflicts("h1", listeners)
+        assert len(found) == len(expected), (listeners, found)
+        for first, second in expected:
+            assert any(m.startswith(f"{first} (") and f" and {second} (" in m for m in found), (listeners, found)

@@ -170,3 +170,61 @@ def test_the_sysctl_file_the_role_writes_is_its_own(tmp_path):
     written.write_text(text)
     assert po.owned_problems([{"name": "os_tuning_sysctl_file", "path": str(written), "marker": marker}]) == []
     assert stat.S_ISREG(written.stat().st_mode)
+
+
+# ---- every pair, not a sample: each changing path of one role against every path of another.
+
+def _entries():
+    return [(role, source, access) for role, entries in po.ROLE_PATHS.items() if role != "benchmark"
+            for source, access, _what in entries]
+
+
+def _assign(values, source, path):
+    """Set values so that source (a variable, '<variable>|dirname' or a fixed path) names path; False when the
+    entry is a fixed path other than path."""
+    name, _, derived = source.partition("|")
+    if name.startswith("/"):
+        return name == path
+    values[name] = path + "/file" if derived else path
+    return True
+
+
+def _pairs():
+    out = []
+    for i, (role_a, a, access_a) in enumerate(_entries()):
+        for role_b, b, access_b in _entries()[i + 1:]:
+            if access_a in po.CHANGES and (access_b in po.CHANGES or access_b == po.READ) \
+                    and not (access_a == access_b == po.DIR) and a.split("|")[0] != b.split("|")[0] \
+                    and not (a.startswith("/") and b.startswith("/")):  # two fixed paths: the last test
+                out.append((role_a, a, role_b, b))
+    return out
+
+
+@pytest.mark.parametrize(("role_a", "a", "role_b", "b"), _pairs(), ids=lambda v: str(v).split("|")[0].strip("/"))
+def test_any_two_changing_paths_on_one_host_are_refused(role_a, a, role_b, b):
+    """Both roles on one host, the two settings naming one path (a variable moved onto the other's, or onto its
+    fixed path): refused, whichever pair, naming the path."""
+    fixed = next((s for s in (a, b) if s.startswith("/")), None)
+    target = fixed or "/srv/shared/x"
+    values = {k: f"/srv/apart/{k}" for k in po.variables(ALL)}
+    assert _assign(values, a, target) and _assign(values, b, target)
+    problems = po.conflicts("h1", sorted({role_a, role_b}), values)
+    assert problems and target in " ".join(problems), (a, b, values)
+
+
+@pytest.mark.parametrize(("role", "source"), [(r, s) for r, s, acc in _entries() if acc in po.CHANGES
+                                              and not s.startswith("/")], ids=lambda v: str(v).split("|")[0])
+def test_anything_a_role_changes_inside_another_roles_tree_is_refused(role, source):
+    values = {k: f"/srv/apart/{k}" for k in po.variables(ALL)}
+    trees = [(r, s) for r, s, acc in _entries() if acc == po.TREE and r != role]
+    for tree_role, tree in trees:
+        inside = dict(values)
+        _assign(inside, source, inside[tree] + "/sub")
+        problems = po.conflicts("h1", sorted({role, tree_role}), inside)
+        assert any("is inside" in p and tree in p for p in problems), (source, tree, problems)
+
+
+def test_the_two_fixed_paths_of_the_table_are_apart():
+    fixed = [s for _r, s, _a in _entries() if s.startswith("/")]
+    assert len(fixed) == len(set(fixed))
+    assert po.conflicts("h1", ALL, {k: f"/srv/apart/{k}" for k in po.variables(ALL)}) == []
