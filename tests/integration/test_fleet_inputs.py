@@ -1,9 +1,10 @@
 """A fleet's inputs are checked together: one wrong value on any host stops every host before any changes.
 
 site.yml (check mode) against a fleet-shaped inventory of aliases of this machine: a gateway, an RPC worker
-and five servers (one the worker's head, one per NUMA node, two also gateways). One run has a wrong value on
+and eight servers (one the worker's head, one per NUMA node, two also gateways). One run has a wrong value on
 the gateway, the worker, one server, a host that is both (its two roles on one port), one that is both (its
-gateway would publish its keyless server) and a server whose two roles share a path: each of those is refused
+gateway would publish its keyless server), a server whose two roles share a path, one with an unquoted off,
+one with a managed setting in its environment and one with a shared account: each of those is refused
 at its own input check, naming the variable; the good server stops at the input play's last task, naming the
 refused hosts; no host runs a task of a later play, and none reported a change. A second run, all good, passes
 the input play on every host.
@@ -40,7 +41,14 @@ BAD = {
     # Two roles' paths on one server: the tuning document inside the directory gguf_model prunes.
     "store": ({"autotune_file": "/srv/llm/models/tuning.json"},
               "autotune_file (/srv/llm/models/tuning.json) is inside gguf_model_dir (/srv/llm/models)"),
+    # An unquoted off (YAML's false) where a choice is expected.
+    "typed": ({"llama_server_gpu_offload": False}, "llama_server_gpu_offload must be one of: auto, off, got the YAML"),
+    # A managed setting through llama-server's environment, and a shared account as the service user.
+    "channel": ({"llama_server_environment": {"LLAMA_ARG_PORT": "9000"}}, "LLAMA_ARG_PORT"),
+    "account": ({"llm_service_user": "www-data"}, "www-data"),
 }
+# Servers that only carry a wrong value in the refused run.
+EXTRA = ["store", "typed", "channel", "account"]
 # "both" is a gateway and a server; a good run gives its gateway another port.
 GOOD_BOTH = {"llm_gateway_port": 8000, "llm_gateway_api_keys": [{"name": "alice", "key": "alice-key-0123456789ab"}]}
 # "edge" is a gateway and a keyless server; a good run keeps its gateway on loopback.
@@ -60,7 +68,8 @@ def inventory(bad):
         "llm_gateway": {"hosts": {**host("gw"), **host("both", GOOD_BOTH), **host("edge", GOOD_EDGE)}},
         "llm_rpc_workers": {"hosts": host("worker", WORKER)},
         "llm_servers": {"hosts": {**host("head", {"ansible_host": "127.0.0.1"}), **host("plain", PER_NODE),
-                                  **host("store"), **host("both", GOOD_BOTH), **host("edge", GOOD_EDGE)}},
+                                  **{k: v for name in EXTRA for k, v in host(name).items()},
+                                  **host("both", GOOD_BOTH), **host("edge", GOOD_EDGE)}},
     }}}
 
 
@@ -113,11 +122,11 @@ def test_a_good_fleet_passes_the_input_play(tmp_path):
     _, result = run_site(tmp_path, {})
     play = result["plays"][0]
     assert play["play"]["name"].startswith(INPUT_PLAY)
-    for host in ("gw", "worker", "head", "plain", "store", "both", "edge"):
+    for host in ("gw", "worker", "head", "plain", *EXTRA, "both", "edge"):
         assert not failures(play["tasks"], host), (host, failures(play["tasks"], host)[:1])
     ran = {h for t in play["tasks"] for h, res in t["hosts"].items() if not res.get("skipped")
            and t["task"]["name"].startswith(("llm_gateway : ", "llm_rpc_worker : ", "llama_server : "))}
-    assert ran == {"gw", "worker", "head", "plain", "store", "both", "edge"}
+    assert ran == {"gw", "worker", "head", "plain", *EXTRA, "both", "edge"}
 
 
 def plans(play):
@@ -130,7 +139,7 @@ def test_the_input_play_plans_every_server_from_its_own_settings(tmp_path):
     backends and the llama_server role read; the per_node server's two ports are in the port check."""
     _, result = run_site(tmp_path, {})
     made = plans(result["plays"][0])
-    assert set(made) == {"head", "plain", "store", "both", "edge"}
+    assert set(made) == {"head", "plain", *EXTRA, "both", "edge"}
     assert [(i["unit"], i["port"], i.get("threads")) for i in made["plain"]["instances"]] == [
         ("llama-server-node0.service", 8080, 1), ("llama-server-node1.service", 8081, 1)]
     assert made["plain"]["numa_nodes"] == 2 and made["plain"]["mode"] == "per_node"
@@ -141,7 +150,7 @@ def test_the_input_play_plans_every_server_from_its_own_settings(tmp_path):
     [(task, res)] = failures(bad["plays"][0]["tasks"], "plain")
     assert task.split(" : ")[-1].startswith("Check "), task
     assert "llama_server_threads must be at least the NUMA nodes (4)" in json.dumps(res), res.get("msg")
-    assert set(plans(bad["plays"][0])) == {"head", "store", "both", "edge"}
+    assert set(plans(bad["plays"][0])) == {"head", *EXTRA, "both", "edge"}
     assert not failures(bad["plays"][0]["tasks"], "gw")[:-1]
     [(task, _)] = [f for f in failures(bad["plays"][0]["tasks"], "gw")]
     assert task == STOP
