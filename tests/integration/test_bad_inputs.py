@@ -266,3 +266,11 @@ def test_a_vulkan_build_this_host_cannot_make_is_refused_before_any_change():
         assert res.get("failed") and expected[0] in res["msg"]
     else:
         assert not res.get("failed"), res.get("msg")
+
+
+def test_a_model_directory_whose_current_is_not_a_link_is_refused_before_any_change(tmp_path):
+    """gguf_model_dir pointed at a directory that already holds a real 'current' (someone's data): refused at the
+    input play, not after the download when the switch would refuse to replace it."""
+    (tmp_path / "models" / "current").mkdir(parents=True)
+    check_refused(*run_site({"gguf_model_dir": str(tmp_path / "models")}),
+                  f"gguf_model_dir: {tmp_path / 'models' / 'current'} exists and is not a symlink")

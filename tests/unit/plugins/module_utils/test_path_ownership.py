@@ -228,3 +228,18 @@ def test_the_two_fixed_paths_of_the_table_are_apart():
     fixed = [s for _r, s, _a in _entries() if s.startswith("/")]
     assert len(fixed) == len(set(fixed))
     assert po.conflicts("h1", ALL, {k: f"/srv/apart/{k}" for k in po.variables(ALL)}) == []
+
+
+def test_a_current_link_may_only_be_a_link(tmp_path):
+    """The switch replaces <dir>/current by rename(2): a directory or a file there is someone's, refused up front."""
+    versions = tmp_path / "v1"
+    versions.mkdir()
+    link = tmp_path / "current"
+    item = {"name": "gguf_model_dir", "path": str(link), "kind": "link"}
+    assert po.owned_problems([item]) == []  # absent
+    link.symlink_to(versions)
+    assert po.owned_problems([item]) == []
+    link.unlink()
+    link.mkdir()
+    problem, = po.owned_problems([item])
+    assert problem.startswith(f"gguf_model_dir: {link} exists and is not a symlink")

@@ -186,10 +186,17 @@ MARKER_BYTES = 65536  # a file the role wrote carries its marker near the start;
 def owned_problems(items):
     """Messages for items the role must not touch as they are now. Each item: name (the variable), path, kind
     ('file': the role writes or removes it; 'dir': the role creates it with owner, group and mode), and what
-    tells the role's own: owner, group, mode ('0640'), marker (text a file it wrote contains)."""
+    tells the role's own: owner, group, mode ('0640'), marker (text a file it wrote contains). Kind 'link': a
+    symlink the role switches between versions (llm_switch_link), which it may replace only when it is one."""
     problems = []
     for item in items:
         name, path, kind = item["name"], item["path"], item.get("kind", "file")
+        if kind == "link":
+            if os.path.lexists(path) and not os.path.islink(path):
+                problems.append(f"{name}: {path} exists and is not a symlink: the role switches versions with a "
+                                "link there and would refuse only after building or downloading. Move it away, or "
+                                "name a directory of its own")
+            continue
         try:
             info = os.stat(path)  # a link is judged by what it points to, which is what the role would change
         except FileNotFoundError:

@@ -9,12 +9,13 @@ description:
   - A C(file) the role writes or removes may be absent, or be one the role wrote (its owner, group and mode,
     or its marker text in the first 64 KiB). A C(dir) the role creates with an owner, group and mode may be
     absent, or have those already; otherwise the role would be changing a directory it did not create.
+  - A C(link) the role switches between versions may be absent or a symlink, never a file or directory.
   - The rules are module_utils/path_ownership.py's owned_problems; the roles' paths are listed there too.
   - Returns the messages in C(problems); the caller asserts that there are none.
 options:
   paths:
     description: >-
-      The paths, each a mapping of name (the variable, for the message), path, kind (file or dir), and what a
+      The paths, each a mapping of name (the variable, for the message), path, kind (file, dir or link), and what a
       path the role made has: owner, group, mode (octal string), marker (file only).
     type: list
     elements: dict
@@ -38,7 +39,7 @@ problems: {description: One message per path the role must not touch, naming the
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.cpu_llm.infra.plugins.module_utils.path_ownership import owned_problems
 
-KINDS = ("file", "dir")
+KINDS = ("file", "dir", "link")
 
 
 def main():
