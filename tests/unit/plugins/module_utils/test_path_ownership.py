@@ -46,7 +46,7 @@ def test_every_path_variable_is_a_setting_of_its_role():
         for source, access, what in entries:
             name = source.split("|")[0]
             assert name.startswith("/") or name in defaults, (role, name)
-            assert access in (po.WRITE, po.TREE, po.DIR, po.READ, po.PRODUCT) and what, (role, source)
+            assert access in (po.WRITE, po.TREE, po.DIR, po.READ, po.PRODUCT, po.CONTROL) and what, (role, source)
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -175,8 +175,8 @@ def test_the_sysctl_file_the_role_writes_is_its_own(tmp_path):
 # ---- every pair, not a sample: each changing path of one role against every path of another.
 
 def _entries():
-    return [(role, source, access) for role, entries in po.ROLE_PATHS.items() if role != "benchmark"
-            for source, access, _what in entries]
+    return [(role, source, access) for role, entries in po.ROLE_PATHS.items()
+            for source, access, _what in entries if access != po.CONTROL]
 
 
 def _assign(values, source, path):

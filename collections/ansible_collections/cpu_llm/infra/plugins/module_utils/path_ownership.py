@@ -18,6 +18,7 @@ Access kinds:
   dir      a directory the role creates and sets owner and mode on; other entries in it are left alone
   read     an input the role reads and never changes (a certificate, a toolkit)
   product  a file another role makes, read here (the binary, the model, the tuning document)
+  control  a directory on the control machine, not the host (listed for the README, never compared)
 """
 
 import grp
@@ -26,7 +27,7 @@ import posixpath
 import pwd
 import stat
 
-WRITE, TREE, DIR, READ, PRODUCT = "write", "tree", "dir", "read", "product"
+WRITE, TREE, DIR, READ, PRODUCT, CONTROL = "write", "tree", "dir", "read", "product", "control"
 CHANGES = (WRITE, TREE, DIR)
 
 # role -> [(variable or fixed path, access, what the role does there)]. The variable's value is the path;
@@ -82,7 +83,7 @@ ROLE_PATHS = {
     ],
     "benchmark": [
         ("benchmark_tuning_file", PRODUCT, "the autotune role's tuning document"),
-        ("benchmark_reports_dir", TREE, "on the control machine: HOST.json, summary.md and summary.svg"),
+        ("benchmark_reports_dir", CONTROL, "HOST.json, summary.md and summary.svg"),
     ],
 }
 
@@ -91,9 +92,9 @@ def variables(roles):
     """The variable names the roles' paths come from (for the caller to look their values up)."""
     names = []
     for role in roles:
-        for source, _access, _what in ROLE_PATHS.get(role, ()):
+        for source, access, _what in ROLE_PATHS.get(role, ()):
             name = source.split("|")[0]
-            if not name.startswith("/") and name not in names:
+            if access != CONTROL and not name.startswith("/") and name not in names:
                 names.append(name)
     return names
 
@@ -104,6 +105,8 @@ def claims(roles, values):
     for role in roles:
         for source, access, _what in ROLE_PATHS.get(role, ()):
             name, _, derived = source.partition("|")
+            if access == CONTROL:
+                continue
             path = name if name.startswith("/") else values.get(name)
             if not isinstance(path, str) or not path.startswith("/"):
                 continue  # unset, or refused by the role's own path check

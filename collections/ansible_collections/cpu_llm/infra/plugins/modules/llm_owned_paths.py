@@ -11,7 +11,7 @@ description:
     absent, or have those already; otherwise the role would be changing a directory it did not create.
   - A C(link) the role switches between versions may be absent or a symlink, never a file or directory.
   - The rules are module_utils/path_ownership.py's owned_problems; the roles' paths are listed there too.
-  - Returns the messages in C(problems); the caller asserts that there are none.
+  - Fails with one message per path the role must not touch (also in C(problems)), naming the variable.
 options:
   paths:
     description: >-
@@ -24,16 +24,16 @@ author: cpu-llm-infra
 """
 
 EXAMPLES = r"""
-- name: Check that the API key file and its directory are the role's own
+- name: Check that the API key file is the role's own
   cpu_llm.infra.llm_owned_paths:
     paths:
       - {name: llama_server_api_key_file, path: /etc/llama-server/api-key, kind: file, owner: root, group: llama,
          mode: "0640"}
-  register: owned
 """
 
 RETURN = r"""
 problems: {description: One message per path the role must not touch, naming the variable, returned: always, type: list}
+msg: {description: The messages joined, when there are any (the module then fails), returned: failure, type: str}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -51,7 +51,10 @@ def main():
                 or item.get("kind", "file") not in KINDS:
             module.fail_json(msg=f"llm_owned_paths: each path needs a name, a path and a kind ({', '.join(KINDS)}), "
                                  f"got {item!r}")
-    module.exit_json(changed=False, problems=owned_problems([i for i in items if i["path"].startswith("/")]))
+    problems = owned_problems([i for i in items if i["path"].startswith("/")])
+    if problems:
+        module.fail_json(msg=" ".join(problems), problems=problems)
+    module.exit_json(changed=False, problems=[])
 
 
 if __name__ == "__main__":
